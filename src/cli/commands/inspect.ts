@@ -1,0 +1,31 @@
+import type { CommandModule } from 'yargs';
+import { withServices } from '../../daemon/services.js';
+import { configFromArgv, withCommonOptions } from '../options.js';
+
+interface Args {
+  ref: string;
+}
+
+export const inspectCommand: CommandModule<object, Args> = {
+  command: 'inspect <ref>',
+  describe: 'print the resolved manifest (after index/platform selection) and the image config as JSON',
+  builder: (y) =>
+    withCommonOptions(y)
+      .positional('ref', { type: 'string', demandOption: true, describe: 'image reference, e.g. alpine:3.19 or localhost:5000/app@sha256:…' })
+      .example('$0 inspect docker.io/library/alpine:3.19 --platform linux/arm64', 'show the arm64 manifest and config') as never,
+  handler: async (argv) => {
+    const cfg = await configFromArgv(argv as unknown as Record<string, unknown>);
+    await withServices(cfg, async (s) => {
+      const img = await s.resolve(argv.ref);
+      const out = {
+        reference: img.reference.canonical,
+        indexDigest: img.indexDigest,
+        manifestDigest: img.manifestDigest,
+        mediaType: img.manifestMediaType,
+        manifest: JSON.parse(img.manifestBytes.toString('utf8')) as unknown,
+        config: img.config,
+      };
+      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    });
+  },
+};

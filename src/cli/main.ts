@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { RegfsError } from '../lib/errors.js';
+import { blobCommand } from './commands/blob.js';
+import { inspectCommand } from './commands/inspect.js';
+
+/** The entry file: the only place that calls process.exit. */
+async function main(): Promise<number> {
+  try {
+    await yargs(hideBin(process.argv))
+      .scriptName('regfs')
+      .usage('$0 <command>\n\nMount container registry content as a lazily fetched read-only filesystem.')
+      .command(inspectCommand)
+      .command(blobCommand)
+      .demandCommand(1, 'name a command; see regfs --help')
+      .strict()
+      .recommendCommands()
+      .fail((msg, err, y) => {
+        if (err) throw err;
+        process.stderr.write(`${y.help() && ''}regfs: ${msg}\nrun with --help for usage\n`);
+        throw new UsageError(msg);
+      })
+      .help()
+      .alias('h', 'help')
+      .version()
+      .wrap(Math.min(110, process.stdout.columns || 100))
+      .parseAsync();
+    return 0;
+  } catch (e) {
+    if (e instanceof UsageError) return 2;
+    if (e instanceof RegfsError) process.stderr.write(`regfs: ${e.message} [${e.code}]\n`);
+    else process.stderr.write(`regfs: ${(e as Error)?.stack ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+class UsageError extends Error {}
+
+const code = await main();
+process.exitCode = code;
+if (code !== 0) process.exit(code);

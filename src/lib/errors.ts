@@ -1,0 +1,153 @@
+import type { ByteRange } from './byte-range.js';
+
+/** Context every regfs error can carry; URLs are stored already redacted. */
+export interface ErrorContext {
+  digest?: string;
+  range?: ByteRange;
+  url?: string;
+  host?: string;
+  status?: number;
+  cause?: unknown;
+}
+
+/**
+ * Base of all regfs errors. `code` is stable (tests and callers switch on it, as undici's errors
+ * do); the message is for humans. errno is chosen in fs/ only, from `code` and `permanent`.
+ */
+export class RegfsError extends Error {
+  readonly code: string;
+  readonly digest: string | undefined;
+  readonly range: ByteRange | undefined;
+  readonly url: string | undefined;
+  readonly host: string | undefined;
+  readonly status: number | undefined;
+  /** false when trying again later may succeed (network down, budget spent). */
+  readonly permanent: boolean;
+
+  constructor(code: string, message: string, ctx: ErrorContext = {}, permanent = true) {
+    super(message, ctx.cause === undefined ? undefined : { cause: ctx.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.digest = ctx.digest;
+    this.range = ctx.range;
+    this.url = ctx.url;
+    this.host = ctx.host;
+    this.status = ctx.status;
+    this.permanent = permanent;
+  }
+}
+
+export class InvalidReferenceError extends RegfsError {
+  constructor(input: string, part: string, why: string) {
+    super('ERR_INVALID_REFERENCE', `invalid image reference ${JSON.stringify(input)}: ${part} ${why}`);
+  }
+}
+
+export class InvalidDigestError extends RegfsError {
+  constructor(input: string, why: string) {
+    super('ERR_INVALID_DIGEST', `invalid digest ${JSON.stringify(input)}: ${why}`);
+  }
+}
+
+export class ManifestError extends RegfsError {
+  constructor(message: string, ctx: ErrorContext = {}) {
+    super('ERR_MANIFEST_INVALID', message, ctx);
+  }
+}
+
+export class UnsupportedMediaTypeError extends RegfsError {
+  constructor(mediaType: string, what: string, ctx: ErrorContext = {}) {
+    super('ERR_UNSUPPORTED_MEDIA_TYPE', `unsupported ${what} media type ${JSON.stringify(mediaType)}`, ctx);
+  }
+}
+
+export class PlatformNotFoundError extends RegfsError {
+  constructor(wanted: string, available: string[], ctx: ErrorContext = {}) {
+    super(
+      'ERR_PLATFORM_NOT_FOUND',
+      `no manifest for platform ${wanted} in the index (available: ${available.join(', ') || 'none'})`,
+      ctx,
+    );
+  }
+}
+
+export class AuthError extends RegfsError {
+  constructor(host: string, why: string, ctx: ErrorContext = {}) {
+    super('ERR_AUTH_FAILED', `authentication failed for ${host}: ${why}`, { ...ctx, host });
+  }
+}
+
+export class CredentialHelperError extends RegfsError {
+  constructor(helper: string, host: string, why: string) {
+    super('ERR_CREDENTIAL_HELPER', `credential helper docker-credential-${helper} failed for ${host}: ${why}`, { host });
+  }
+}
+
+export class NotFoundError extends RegfsError {
+  constructor(what: string, ctx: ErrorContext) {
+    super('ERR_NOT_FOUND', `${what} not found${ctx.url ? ` at ${ctx.url}` : ''}`, ctx);
+  }
+}
+
+export class HttpStatusError extends RegfsError {
+  /** From `Retry-After` (RFC 9110 §10.2.3), when the server sent one. */
+  readonly retryAfterMs: number | undefined;
+  constructor(status: number, ctx: ErrorContext, detail = '', retryAfterMs?: number) {
+    super(
+      'ERR_HTTP_STATUS',
+      `HTTP ${status}${ctx.url ? ` from ${ctx.url}` : ''}${ctx.digest ? ` for ${ctx.digest}` : ''}${detail ? `: ${detail}` : ''}`,
+      { ...ctx, status },
+      !isTransientStatus(status),
+    );
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+export class ProtocolError extends RegfsError {
+  constructor(message: string, ctx: ErrorContext = {}) {
+    super('ERR_PROTOCOL', message, ctx, false);
+  }
+}
+
+export class RetryBudgetError extends RegfsError {
+  constructor(attempts: number, elapsedMs: number, ctx: ErrorContext) {
+    const last = ctx.cause instanceof Error ? `: ${ctx.cause.message}` : '';
+    super(
+      'ERR_RETRY_BUDGET',
+      `gave up after ${attempts} attempts in ${(elapsedMs / 1000).toFixed(1)} s${ctx.digest ? ` reading ${ctx.digest}` : ''}${last}`,
+      ctx,
+      false,
+    );
+  }
+}
+
+export class DigestMismatchError extends RegfsError {
+  constructor(expected: string, actual: string, what: string, ctx: ErrorContext = {}) {
+    super('ERR_DIGEST_MISMATCH', `${what}: expected ${expected}, got ${actual}`, { ...ctx, digest: expected });
+  }
+}
+
+export class TooLargeError extends RegfsError {
+  constructor(what: string, limit: number, ctx: ErrorContext = {}) {
+    super('ERR_TOO_LARGE', `${what} exceeds the limit of ${limit} bytes`, ctx);
+  }
+}
+
+export class AbortedError extends RegfsError {
+  constructor(ctx: ErrorContext = {}) {
+    super('ERR_ABORTED', 'operation aborted', ctx, false);
+  }
+}
+
+export class ConfigError extends RegfsError {
+  constructor(message: string) {
+    super('ERR_CONFIG', message);
+  }
+}
+
+/** RFC 9110 statuses worth another try; everything else in 4xx/5xx is permanent. */
+export function isTransientStatus(status: number): boolean {
+  if (status === 501 || status === 505 || status === 511) return false;
+  if (status >= 500) return true;
+  return status === 408 || status === 425 || status === 429 || status === 499;
+}

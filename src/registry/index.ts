@@ -1,0 +1,91 @@
+import { Authenticator } from './authenticator.js';
+import { RegistryClient } from './client.js';
+import { type Credential, createDockerCredentials } from './credentials.js';
+import type { RegistryObserver } from './observer.js';
+import type { RetryPolicy } from './retry.js';
+import { TokenClient } from './token-client.js';
+import { type TlsOptions, Transport } from './transport.js';
+import type { Logger } from '../lib/logger.js';
+
+export interface RegistryHostSettings {
+  insecure?: boolean | undefined;
+  ca?: string | undefined;
+  skipVerify?: boolean | undefined;
+  username?: string | undefined;
+  password?: string | undefined;
+  token?: string | undefined;
+}
+
+export interface RegistryConfig {
+  retry: RetryPolicy;
+  connectionsPerOrigin: number;
+  connectTimeoutMs: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  redirectTtlMs: number;
+  maxManifestBytes: number;
+  insecureHosts: readonly string[];
+  tls: TlsOptions;
+  hosts: Readonly<Record<string, RegistryHostSettings>>;
+  dockerConfigPath: string | undefined;
+  proxy?: { http?: string | undefined; https?: string | undefined; noProxy?: string | undefined } | undefined;
+}
+
+export interface Registry {
+  client: RegistryClient;
+  close(): Promise<void>;
+}
+
+/** Builds the registry backend from its config slice. */
+export function createRegistry(cfg: RegistryConfig, deps: { observer?: RegistryObserver; logger?: Logger } = {}): Registry {
+  const hostTls: Record<string, TlsOptions> = {};
+  const explicit: Record<string, Credential> = {};
+  const staticTokens: Record<string, string> = {};
+  const insecure = new Set(cfg.insecureHosts);
+  for (const [host, s] of Object.entries(cfg.hosts)) {
+    if (s.ca !== undefined || s.skipVerify !== undefined) hostTls[host] = { ca: s.ca, skipVerify: s.skipVerify };
+    if (s.username !== undefined) explicit[host] = { username: s.username, password: s.password };
+    if (s.token !== undefined) staticTokens[host] = s.token;
+    if (s.insecure) insecure.add(host);
+  }
+  const transport = new Transport({
+    connectionsPerOrigin: cfg.connectionsPerOrigin,
+    connectTimeoutMs: cfg.connectTimeoutMs,
+    tls: cfg.tls,
+    hostTls,
+    proxy: cfg.proxy,
+  });
+  const tokens = new TokenClient({
+    dispatcher: transport.defaultDispatcher,
+    headersTimeoutMs: cfg.headersTimeoutMs,
+    bodyTimeoutMs: cfg.bodyTimeoutMs,
+    onFetch: (host, _m, status) => deps.observer?.request?.(host, 'token', status),
+  });
+  const auth = new Authenticator({
+    credentials: createDockerCredentials({ dockerConfigPath: cfg.dockerConfigPath, explicit }),
+    tokens,
+    staticTokens,
+    onTokenFetched: (h) => deps.observer?.tokenFetched?.(h),
+  });
+  const client = new RegistryClient({
+    transport,
+    auth,
+    retry: cfg.retry,
+    insecureHosts: insecure,
+    redirectTtlMs: cfg.redirectTtlMs,
+    headersTimeoutMs: cfg.headersTimeoutMs,
+    bodyTimeoutMs: cfg.bodyTimeoutMs,
+    maxManifestBytes: cfg.maxManifestBytes,
+    observer: deps.observer,
+    logger: deps.logger,
+  });
+  return { client, close: () => transport.close() };
+}
+
+export { RegistryClient, type RepoLocator } from './client.js';
+export { resolveImage, type ResolvedImage } from './resolve.js';
+export { createBlobFetcher } from './blob-fetcher.js';
+export { parseReference, type ImageReference } from './reference.js';
+export { hostPlatform, parsePlatform, formatPlatform, type Platform } from './platform.js';
+export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
+export type { RegistryObserver } from './observer.js';

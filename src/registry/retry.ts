@@ -1,0 +1,84 @@
+import { AbortedError, HttpStatusError, RegfsError, RetryBudgetError, type ErrorContext } from '../lib/errors.js';
+import { sleep } from '../lib/abort.js';
+
+export interface RetryPolicy {
+  /** Wall-clock budget for one logical request, all attempts and waits included. */
+  readonly budgetMs: number;
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({ budgetMs: 30_000, baseDelayMs: 100, maxDelayMs: 4_000 });
+
+/** "Full jitter" (AWS architecture blog): spreads a thundering herd of retries evenly. */
+export function backoffDelay(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** attempt);
+  return Math.floor(random() * ceiling);
+}
+
+/** RFC 9110 §10.2.3: delay-seconds or an HTTP-date. */
+export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined || v.trim() === '') return undefined;
+  if (/^\s*\d+\s*$/.test(v)) return Number(v) * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
+}
+
+const TRANSIENT_NET_CODES = new Set([
+  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH',
+  'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'UND_ERR_REQ_RETRY',
+]);
+
+export function isTransient(e: unknown): boolean {
+  if (e instanceof RegfsError) return !e.permanent;
+  const code = (e as { code?: unknown })?.code;
+  if (typeof code === 'string' && TRANSIENT_NET_CODES.has(code)) return true;
+  const cause = (e as { cause?: unknown })?.cause;
+  return cause !== undefined && cause !== e && isTransient(cause);
+}
+
+export interface RetryOptions {
+  policy: RetryPolicy;
+  signal?: AbortSignal | undefined;
+  ctx?: ErrorContext;
+  onRetry?: (attempt: number, delayMs: number, error: unknown) => void;
+  random?: () => number;
+}
+
+/**
+ * Runs `fn` until it succeeds, fails permanently, or the budget is spent. Each attempt gets a
+ * signal that fires at the budget's deadline, so a server that never answers cannot outlive it.
+ */
+export async function withRetries<T>(fn: (signal: AbortSignal, attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
+  const start = Date.now();
+  const deadline = start + opts.policy.budgetMs;
+  for (let attempt = 0; ; attempt++) {
+    const remaining = deadline - Date.now();
+    const budget = AbortSignal.timeout(Math.max(1, remaining));
+    const signal = opts.signal ? AbortSignal.any([opts.signal, budget]) : budget;
+    try {
+      return await fn(signal, attempt);
+    } catch (e) {
+      if (opts.signal?.aborted) throw new AbortedError({ ...opts.ctx, cause: e });
+      const outOfTime = budget.aborted || Date.now() >= deadline;
+      if (!outOfTime && !isTransient(e)) throw e;
+      const wait = (e instanceof HttpStatusError ? e.retryAfterMs : undefined) ?? backoffDelay(attempt, opts.policy, opts.random);
+      if (outOfTime || Date.now() + wait >= deadline) {
+        throw new RetryBudgetError(attempt + 1, Date.now() - start, { ...opts.ctx, ...ctxOf(e), cause: e });
+      }
+      opts.onRetry?.(attempt + 1, wait, e);
+      await sleep(wait, opts.signal);
+    }
+  }
+}
+
+function ctxOf(e: unknown): ErrorContext {
+  if (!(e instanceof RegfsError)) return {};
+  const ctx: ErrorContext = {};
+  if (e.url !== undefined) ctx.url = e.url;
+  if (e.status !== undefined) ctx.status = e.status;
+  if (e.host !== undefined) ctx.host = e.host;
+  return ctx;
+}
