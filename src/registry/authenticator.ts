@@ -77,6 +77,15 @@ export class Authenticator {
     throw new AuthError(host, header ? `unsupported challenge ${JSON.stringify(header.split(' ')[0])}` : '401 without a WWW-Authenticate challenge');
   }
 
+  /** The error for a 401 that came back although we authenticated as the registry asked. */
+  async refused(host: string, scope: string, sent: string | undefined, url: string): Promise<AuthError> {
+    const cred = await this.deps.credentials.get(host);
+    const ctx = { url, status: 401 };
+    if (sent?.startsWith('Basic ')) return new AuthError(host, `wrong username or password for user ${JSON.stringify(cred?.username)}`, ctx);
+    if (!cred) return new AuthError(host, `anonymous access to ${scope} was refused; log in (docker login) or set registries.${host}.username/password`, ctx);
+    return new AuthError(host, `the registry refused the token issued for ${JSON.stringify(cred.username ?? 'identity token')} (${scope})`, ctx);
+  }
+
   private async token(host: string, realm: string, service: string | undefined, scope: string, signal: AbortSignal): Promise<Token> {
     const key = tokenKey(realm, service, scope);
     const cached = this.tokens.get(key);

@@ -5,7 +5,7 @@ import type { ByteRange } from '../lib/byte-range.js';
 import { formatRangeHeader, parseContentRange } from '../lib/byte-range.js';
 import type { Digest } from '../lib/digest.js';
 import { digestAlgorithm } from '../lib/digest.js';
-import { AuthError, DigestMismatchError, HttpStatusError, NotFoundError, ProtocolError, TooLargeError, type ErrorContext } from '../lib/errors.js';
+import { DigestMismatchError, HttpStatusError, NotFoundError, ProtocolError, TooLargeError, type ErrorContext } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { silentLogger } from '../lib/logger.js';
 import { redactUrl } from '../lib/redact.js';
@@ -55,6 +55,7 @@ const EXPIRED_REDIRECT = new Set([401, 403, 404, 410]);
 export class RegistryClient {
   private readonly gates = new FirstGates();
   private readonly redirects: RedirectCache;
+  private readonly resolving = new Map<string, Promise<void>>();
   private readonly log: Logger;
 
   constructor(private readonly opts: RegistryClientOptions) {
@@ -163,14 +164,31 @@ export class RegistryClient {
       this.redirects.delete(key);
       this.log.info({ digest, url: redactUrl(cached), status: res.statusCode }, 'cached redirect refused; re-resolving through the registry');
     }
+    // Readers of a blob whose redirect is being resolved wait for it instead of each asking the
+    // registry: 64 cold readers of one blob cost one registry GET.
+    const resolving = this.resolving.get(key);
+    if (!cached && resolving) {
+      await resolving;
+      if (this.redirects.get(key)) return this.fetchRangeOnce(repo, digest, range, dest, progress, signal);
+    }
+    let done!: () => void;
+    const mine = new Promise<void>((r) => (done = r));
+    if (!this.resolving.has(key)) this.resolving.set(key, mine);
     const path = `/v2/${repo.repository}/blobs/${digest}`;
-    let res = await this.registryRequest(repo, 'GET', path, headers, signal, 'blob');
+    let res: Dispatcher.ResponseData;
     let url = redactUrl(this.baseUrl(repo.endpoint) + path);
-    if (isRedirect(res.statusCode)) {
-      const target = this.rememberRedirect(repo, digest, res);
-      await res.body.dump();
-      url = redactUrl(target);
-      res = await this.send(target, 'GET', headers, signal, 'redirect');
+    try {
+      res = await this.registryRequest(repo, 'GET', path, headers, signal, 'blob');
+      if (isRedirect(res.statusCode)) {
+        const target = this.rememberRedirect(repo, digest, res);
+        await res.body.dump();
+        url = redactUrl(target);
+        done();
+        res = await this.send(target, 'GET', headers, signal, 'redirect');
+      }
+    } finally {
+      if (this.resolving.get(key) === mine) this.resolving.delete(key);
+      done();
     }
     return this.consumeRange(res, range, dest, progress, { url, digest, range });
   }
@@ -258,7 +276,7 @@ export class RegistryClient {
         const res = await this.send(url, method, auth ? { ...headers, authorization: auth } : headers, signal, kind);
         if (res.statusCode !== 401) return res;
         await res.body.dump();
-        if (round >= 1) throw new AuthError(host, 'the registry refused our credentials (HTTP 401 after authenticating)', { url: redactUrl(url), status: 401 });
+        if (round >= 1) throw await this.opts.auth.refused(host, scope, auth, redactUrl(url));
         auth = await this.opts.auth.challenged(host, scope, header(res, 'www-authenticate'), auth, signal);
       }
     });

@@ -1,0 +1,113 @@
+import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+
+export type Fault =
+  | { kind: 'status'; status: number; headers?: Record<string, string> }
+  /** Forward, then destroy the socket after this many body bytes. */
+  | { kind: 'reset'; afterBytes: number }
+  /** Forward with a chunked body that ends cleanly, early. */
+  | { kind: 'truncate'; afterBytes: number }
+  | { kind: 'wrong-content-range' }
+  | { kind: 'ignore-range' }
+  | { kind: 'drip'; intervalMs: number }
+  | { kind: 'hang' };
+
+export interface ProxyRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  fault: Fault['kind'] | undefined;
+}
+
+export interface FaultProxy {
+  url: string;
+  host: string;
+  port: number;
+  requests: ProxyRequest[];
+  /** Faults for requests whose path matches, consumed in order. */
+  inject(match: RegExp, ...faults: Fault[]): void;
+  clearFaults(): void;
+  count(match: RegExp, method?: string): number;
+  close(): Promise<void>;
+}
+
+/** A reverse proxy in front of a real registry that counts requests and injects faults. */
+export async function startFaultProxy(target: string, port = 0): Promise<FaultProxy> {
+  const t = new URL(target);
+  const requests: ProxyRequest[] = [];
+  let rules: { match: RegExp; faults: Fault[] }[] = [];
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((req, res) => {
+    const path = req.url ?? '/';
+    const rule = rules.find((r) => r.match.test(path) && r.faults.length > 0);
+    const fault = rule?.faults.shift();
+    requests.push({ method: req.method ?? '', path, headers: req.headers, fault: fault?.kind });
+    if (fault?.kind === 'hang') return;
+    if (fault?.kind === 'status') return void res.writeHead(fault.status, fault.headers ?? {}).end(`{"errors":[{"code":"INJECTED","message":"fault ${fault.status}"}]}`);
+    const headers = { ...req.headers, host: t.host };
+    if (fault?.kind === 'ignore-range') delete headers.range;
+    const up = httpRequest({ host: t.hostname, port: t.port, method: req.method, path, headers }, (ur) => {
+      const outHeaders = { ...ur.headers };
+      if (fault?.kind === 'wrong-content-range' && outHeaders['content-range']) {
+        outHeaders['content-range'] = outHeaders['content-range'].replace(/bytes (\d+)-/, (_m, a: string) => `bytes ${Number(a) + 1}-`);
+      }
+      if (fault?.kind === 'truncate' || fault?.kind === 'drip') delete outHeaders['content-length'];
+      res.writeHead(ur.statusCode ?? 502, outHeaders);
+      if (fault?.kind === 'drip') {
+        ur.pause();
+        const buffered: Buffer[] = [];
+        ur.on('data', (d: Buffer) => buffered.push(d));
+        ur.resume();
+        const timer = setInterval(() => {
+          const b = buffered[0];
+          if (!b) return;
+          res.write(b.subarray(0, 1));
+          if (b.length > 1) buffered[0] = b.subarray(1);
+          else buffered.shift();
+        }, fault.intervalMs);
+        res.on('close', () => clearInterval(timer));
+        return;
+      }
+      if (fault?.kind === 'reset' || fault?.kind === 'truncate') {
+        let sent = 0;
+        const limit = fault.afterBytes;
+        ur.on('data', (d: Buffer) => {
+          if (sent >= limit) return;
+          const part = d.subarray(0, limit - sent);
+          sent += part.length;
+          res.write(part);
+          if (sent >= limit) {
+            ur.destroy();
+            if (fault.kind === 'reset') res.socket?.destroy();
+            else res.end();
+          }
+        });
+        ur.on('end', () => res.end());
+        return;
+      }
+      ur.pipe(res);
+    });
+    up.on('error', () => res.socket?.destroy());
+    req.pipe(up);
+  });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  const p = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${p}`,
+    host: `127.0.0.1:${p}`,
+    port: p,
+    requests,
+    inject: (match, ...faults) => void rules.push({ match, faults }),
+    clearFaults: () => void (rules = []),
+    count: (match, method) => requests.filter((r) => match.test(r.path) && (method === undefined || r.method === method)).length,
+    close: () =>
+      new Promise((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
