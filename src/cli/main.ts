@@ -4,6 +4,7 @@ import { hideBin } from 'yargs/helpers';
 import { RegfsError } from '../lib/errors.js';
 import { blobCommand } from './commands/blob.js';
 import { inspectCommand } from './commands/inspect.js';
+import { cacheCommand } from './commands/cache.js';
 
 /** The entry file: the only place that calls process.exit. */
 async function main(): Promise<number> {
@@ -13,6 +14,7 @@ async function main(): Promise<number> {
       .usage('$0 <command>\n\nMount container registry content as a lazily fetched read-only filesystem.')
       .command(inspectCommand)
       .command(blobCommand)
+      .command(cacheCommand)
       .demandCommand(1, 'name a command; see regfs --help')
       .strict()
       .recommendCommands()

@@ -1,0 +1,274 @@
+import { createHash } from 'node:crypto';
+import type { BlobReader } from '../lib/blob-reader.js';
+import type { Digest } from '../lib/digest.js';
+import { digestAlgorithm } from '../lib/digest.js';
+import { ProtocolError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import { silentLogger } from '../lib/logger.js';
+import { Semaphore } from '../lib/semaphore.js';
+import type { ChunkStore } from '../cache/chunk-store.js';
+import { chunkKey, metaKey } from './chunk-key.js';
+import { type ReaderCounters, newReaderCounters } from './counters.js';
+
+export interface ChunkReaderOptions {
+  chunkSize: number;
+  /** Upper bound of one coalesced range request. */
+  maxRequestBytes: number;
+  /** Range requests in flight, all blobs together. */
+  globalConcurrency: number;
+  /** Range requests in flight for one blob. */
+  perBlobConcurrency: number;
+  /** Hash a blob once all its chunks are present (default on). */
+  verifyBlobs?: boolean;
+  logger?: Logger;
+}
+
+/** Where blob bytes come from on a miss; the registry fetcher in production, a fake in tests. */
+export type Upstream = BlobReader;
+
+/**
+ * `readAt` through a chunk store: aligns to chunks, serves what is on disk, fetches the rest with
+ * adjacent misses coalesced into one range request, shares in-flight fetches between readers
+ * (single-flight), and writes fetched chunks back to the store.
+ */
+export class ChunkReader implements BlobReader {
+  readonly counters: ReaderCounters = newReaderCounters();
+  private readonly inflight = new Map<string, Promise<Buffer>>();
+  private readonly sizes = new Map<string, Promise<number>>();
+  private readonly global: Semaphore;
+  private readonly perBlob = new Map<string, { sem: Semaphore; users: number }>();
+  private readonly verifying = new Set<string>();
+  private readonly log: Logger;
+  private readonly pendingWrites = new Set<Promise<void>>();
+
+  constructor(
+    private readonly store: ChunkStore,
+    private readonly upstream: Upstream,
+    private readonly opts: ChunkReaderOptions,
+  ) {
+    this.global = new Semaphore(opts.globalConcurrency);
+    this.log = opts.logger ?? silentLogger;
+  }
+
+  get chunkSize(): number {
+    return this.opts.chunkSize;
+  }
+
+  /** Blob size: memory, then the store (no network after a restart), then upstream. */
+  size(digest: Digest, signal?: AbortSignal): Promise<number> {
+    let p = this.sizes.get(digest);
+    if (!p) {
+      p = (async () => {
+        const stored = await this.store.get(metaKey(digest, 'size'));
+        if (stored && stored.length === 8) return Number(stored.readBigUInt64LE(0));
+        const n = await this.upstream.size(digest, signal);
+        const b = Buffer.alloc(8);
+        b.writeBigUInt64LE(BigInt(n));
+        await this.store.put(metaKey(digest, 'size'), b);
+        return n;
+      })();
+      this.sizes.set(digest, p);
+      p.catch(() => this.sizes.delete(digest));
+    }
+    return p;
+  }
+
+  /** Tells the reader a size learnt elsewhere (the manifest), sparing a HEAD. */
+  knowSize(digest: Digest, size: number): void {
+    if (!this.sizes.has(digest)) this.sizes.set(digest, Promise.resolve(size));
+  }
+
+  async readAt(digest: Digest, offset: number, into: Uint8Array, signal?: AbortSignal): Promise<number> {
+    const size = await this.size(digest, signal);
+    const end = Math.min(size, offset + into.length);
+    if (offset >= end) return 0;
+    const cs = this.opts.chunkSize;
+    const first = Math.floor(offset / cs);
+    const last = Math.floor((end - 1) / cs);
+    const chunks = this.chunks(digest, size, first, last, signal);
+    let copied = 0;
+    for (let i = first; i <= last; i++) {
+      const data = await chunks[i - first]!;
+      const chunkStart = i * cs;
+      const from = Math.max(offset, chunkStart) - chunkStart;
+      const to = Math.min(end, chunkStart + data.length) - chunkStart;
+      if (to - from < 0 || chunkStart + data.length < Math.min(end, chunkStart + cs)) {
+        throw new ProtocolError(`chunk ${i} of ${digest} is ${data.length} bytes, expected more`, { digest });
+      }
+      into.set(data.subarray(from, to), copied);
+      copied += to - from;
+    }
+    this.counters.bytesServed += copied;
+    return copied;
+  }
+
+  /** Makes sure chunks covering [offset, offset+length) are cached or being fetched (read-ahead). */
+  prefetch(digest: Digest, offset: number, length: number, size: number): Promise<void> {
+    const end = Math.min(size, offset + length);
+    if (offset >= end) return Promise.resolve();
+    const cs = this.opts.chunkSize;
+    const all = this.chunks(digest, size, Math.floor(offset / cs), Math.floor((end - 1) / cs), undefined);
+    return Promise.all(all).then(() => undefined);
+  }
+
+  /** Whether a chunk is on disk or on its way (read-ahead uses it to skip work). */
+  isCachedOrInFlight(digest: Digest, index: number): boolean {
+    const k = chunkKey(digest, this.opts.chunkSize, index);
+    return this.inflight.has(k) || this.store.has(k);
+  }
+
+  /** Resolves when background cache writes have finished (tests, shutdown). */
+  async flush(): Promise<void> {
+    while (this.pendingWrites.size > 0) await Promise.all([...this.pendingWrites]);
+  }
+
+  /**
+   * One promise per chunk in [first, last]. Chunks already in flight are shared; the rest are
+   * looked up on disk and the misses fetched in coalesced runs.
+   */
+  private chunks(digest: Digest, size: number, first: number, last: number, signal: AbortSignal | undefined): Promise<Buffer>[] {
+    const cs = this.opts.chunkSize;
+    const out: Promise<Buffer>[] = [];
+    const mine: { index: number; resolve: (b: Buffer) => void; reject: (e: unknown) => void }[] = [];
+    for (let i = first; i <= last; i++) {
+      const key = chunkKey(digest, cs, i);
+      let p = this.inflight.get(key);
+      if (!p) {
+        let resolve!: (b: Buffer) => void;
+        let reject!: (e: unknown) => void;
+        p = new Promise<Buffer>((res, rej) => {
+          resolve = res;
+          reject = rej;
+        });
+        p.catch(() => {}); // observed by the readers that await it
+        this.inflight.set(key, p);
+        mine.push({ index: i, resolve, reject });
+        const settle = (): void => void (this.inflight.get(key) === p && this.inflight.delete(key));
+        p.then(settle, settle);
+      }
+      out.push(p);
+    }
+    if (mine.length > 0) void this.load(digest, size, mine, signal);
+    return out;
+  }
+
+  private async load(
+    digest: Digest,
+    size: number,
+    mine: { index: number; resolve: (b: Buffer) => void; reject: (e: unknown) => void }[],
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const cs = this.opts.chunkSize;
+    const found = await Promise.all(mine.map((m) => this.store.get(chunkKey(digest, cs, m.index)).catch(() => undefined)));
+    const missing: typeof mine = [];
+    mine.forEach((m, j) => {
+      const data = found[j];
+      const expected = Math.min(cs, size - m.index * cs);
+      if (data && data.length === expected) {
+        this.counters.chunkHits++;
+        m.resolve(data);
+      } else missing.push(m);
+    });
+    // Adjacent misses become one request, up to maxRequestBytes each.
+    const maxChunks = Math.max(1, Math.floor(this.opts.maxRequestBytes / cs));
+    const runs: (typeof mine)[] = [];
+    for (const m of missing) {
+      const run = runs[runs.length - 1];
+      if (run && run[run.length - 1]!.index === m.index - 1 && run.length < maxChunks) run.push(m);
+      else runs.push([m]);
+    }
+    await Promise.all(runs.map((run) => this.fetchRun(digest, size, run, signal)));
+  }
+
+  private async fetchRun(
+    digest: Digest,
+    size: number,
+    run: { index: number; resolve: (b: Buffer) => void; reject: (e: unknown) => void }[],
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const cs = this.opts.chunkSize;
+    const start = run[0]!.index * cs;
+    const end = Math.min(size, (run[run.length - 1]!.index + 1) * cs);
+    const blob = this.blobSemaphore(digest);
+    try {
+      const buf = await blob.sem.run(() =>
+        this.global.run(async () => {
+          const b = Buffer.allocUnsafe(end - start);
+          this.counters.requests++;
+          if (run.length > 1) this.counters.coalescedRequests++;
+          this.counters.inFlightBytes += b.length;
+          try {
+            const n = await this.upstream.readAt(digest, start, b, signal);
+            if (n !== b.length) throw new ProtocolError(`blob ${digest} ended at ${start + n}, expected ${end} bytes`, { digest, range: { start, end } });
+            return b;
+          } finally {
+            this.counters.inFlightBytes -= b.length;
+          }
+        }),
+      );
+      this.counters.bytesFetched += buf.length;
+      this.counters.chunkMisses += run.length;
+      const writes: Promise<void>[] = [];
+      for (const m of run) {
+        const off = m.index * cs - start;
+        const data = buf.subarray(off, Math.min(buf.length, off + cs));
+        m.resolve(data);
+        writes.push(this.store.put(chunkKey(digest, cs, m.index), data));
+      }
+      this.track(Promise.all(writes).then(() => this.maybeVerify(digest, size)));
+    } catch (e) {
+      for (const m of run) m.reject(e);
+    } finally {
+      if (--blob.users === 0) this.perBlob.delete(digest);
+    }
+  }
+
+  private blobSemaphore(digest: Digest): { sem: Semaphore; users: number } {
+    let b = this.perBlob.get(digest);
+    if (!b) {
+      b = { sem: new Semaphore(this.opts.perBlobConcurrency), users: 0 };
+      this.perBlob.set(digest, b);
+    }
+    b.users++;
+    return b;
+  }
+
+  private track(p: Promise<void>): void {
+    const t = p.catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'background cache work failed'));
+    this.pendingWrites.add(t);
+    void t.finally(() => this.pendingWrites.delete(t));
+  }
+
+  /**
+   * Once every chunk of a blob is on disk, hash it against its digest (once). A mismatch means
+   * the registry or the disk handed us wrong bytes: purge the blob and say so.
+   */
+  private async maybeVerify(digest: Digest, size: number): Promise<void> {
+    if (this.opts.verifyBlobs === false || this.verifying.has(digest)) return;
+    const cs = this.opts.chunkSize;
+    const count = Math.ceil(size / cs);
+    if (this.store.has(metaKey(digest, 'verified'))) return;
+    for (let i = 0; i < count; i++) if (!this.store.has(chunkKey(digest, cs, i))) return;
+    this.verifying.add(digest);
+    try {
+      const algo = digestAlgorithm(digest);
+      const h = createHash(algo);
+      for (let i = 0; i < count; i++) {
+        const data = await this.store.get(chunkKey(digest, cs, i));
+        if (!data) return; // evicted meanwhile: verify another time
+        h.update(data);
+      }
+      const actual = `${algo}:${h.digest('hex')}`;
+      this.counters.blobsVerified++;
+      if (actual === digest) {
+        await this.store.put(metaKey(digest, 'verified'), Buffer.from('1'));
+        return;
+      }
+      this.counters.blobsPurged++;
+      this.log.error({ digest, actual }, `blob ${digest} hashes to ${actual}; purged from the cache`);
+      for (let i = 0; i < count; i++) await this.store.delete(chunkKey(digest, cs, i));
+    } finally {
+      this.verifying.delete(digest);
+    }
+  }
+}

@@ -1,0 +1,18 @@
+import type { RegfsConfig } from '../config/schema.js';
+import { DiskChunkStore } from '../cache/disk-chunk-store.js';
+import { ChunkReader, type Upstream } from '../blob/chunk-reader.js';
+import type { Logger } from '../lib/logger.js';
+
+export async function openStore(cfg: RegfsConfig, logger: Logger, lock = true): Promise<DiskChunkStore> {
+  return DiskChunkStore.open({ dir: cfg.cacheDir, maxBytes: lock ? cfg.cacheSize : Number.MAX_SAFE_INTEGER, logger, lock });
+}
+
+export function createChunkReader(cfg: RegfsConfig, store: DiskChunkStore, upstream: Upstream, logger: Logger): ChunkReader {
+  return new ChunkReader(store, upstream, {
+    chunkSize: cfg.chunkSize,
+    maxRequestBytes: Math.max(cfg.chunkSize, 16 << 20),
+    globalConcurrency: Math.max(4, cfg.connections * 2),
+    perBlobConcurrency: Math.max(2, cfg.connections),
+    logger,
+  });
+}
