@@ -23,6 +23,14 @@ export interface ChunkReaderOptions {
   logger?: Logger;
 }
 
+interface Pending {
+  index: number;
+  resolve: (b: Buffer) => void;
+  reject: (e: unknown) => void;
+  /** Removes the chunk from the in-flight table. */
+  done: () => void;
+}
+
 /** Where blob bytes come from on a miss; the registry fetcher in production, a fake in tests. */
 export type Upstream = BlobReader;
 
@@ -129,7 +137,7 @@ export class ChunkReader implements BlobReader {
   private chunks(digest: Digest, size: number, first: number, last: number, signal: AbortSignal | undefined): Promise<Buffer>[] {
     const cs = this.opts.chunkSize;
     const out: Promise<Buffer>[] = [];
-    const mine: { index: number; resolve: (b: Buffer) => void; reject: (e: unknown) => void }[] = [];
+    const mine: Pending[] = [];
     for (let i = first; i <= last; i++) {
       const key = chunkKey(digest, cs, i);
       let p = this.inflight.get(key);
@@ -142,36 +150,46 @@ export class ChunkReader implements BlobReader {
         });
         p.catch(() => {}); // observed by the readers that await it
         this.inflight.set(key, p);
-        mine.push({ index: i, resolve, reject });
-        const settle = (): void => void (this.inflight.get(key) === p && this.inflight.delete(key));
-        p.then(settle, settle);
+        const entry = p;
+        // Stays in flight until the chunk is on disk, so a reader arriving in between neither
+        // misses the store nor fetches again.
+        const done = (): void => void (this.inflight.get(key) === entry && this.inflight.delete(key));
+        mine.push({ index: i, resolve, reject, done });
       }
       out.push(p);
     }
-    if (mine.length > 0) void this.load(digest, size, mine, signal);
+    if (mine.length > 0) {
+      void this.load(digest, size, mine, signal).catch((e: unknown) => {
+        for (const m of mine) {
+          m.reject(e); // no-op for the ones already settled
+          m.done();
+        }
+      });
+    }
     return out;
   }
 
   private async load(
     digest: Digest,
     size: number,
-    mine: { index: number; resolve: (b: Buffer) => void; reject: (e: unknown) => void }[],
+    mine: Pending[],
     signal: AbortSignal | undefined,
   ): Promise<void> {
     const cs = this.opts.chunkSize;
     const found = await Promise.all(mine.map((m) => this.store.get(chunkKey(digest, cs, m.index)).catch(() => undefined)));
-    const missing: typeof mine = [];
+    const missing: Pending[] = [];
     mine.forEach((m, j) => {
       const data = found[j];
       const expected = Math.min(cs, size - m.index * cs);
       if (data && data.length === expected) {
         this.counters.chunkHits++;
         m.resolve(data);
+        m.done();
       } else missing.push(m);
     });
     // Adjacent misses become one request, up to maxRequestBytes each.
     const maxChunks = Math.max(1, Math.floor(this.opts.maxRequestBytes / cs));
-    const runs: (typeof mine)[] = [];
+    const runs: Pending[][] = [];
     for (const m of missing) {
       const run = runs[runs.length - 1];
       if (run && run[run.length - 1]!.index === m.index - 1 && run.length < maxChunks) run.push(m);
@@ -183,7 +201,7 @@ export class ChunkReader implements BlobReader {
   private async fetchRun(
     digest: Digest,
     size: number,
-    run: { index: number; resolve: (b: Buffer) => void; reject: (e: unknown) => void }[],
+    run: Pending[],
     signal: AbortSignal | undefined,
   ): Promise<void> {
     const cs = this.opts.chunkSize;
@@ -213,11 +231,14 @@ export class ChunkReader implements BlobReader {
         const off = m.index * cs - start;
         const data = buf.subarray(off, Math.min(buf.length, off + cs));
         m.resolve(data);
-        writes.push(this.store.put(chunkKey(digest, cs, m.index), data));
+        writes.push(this.store.put(chunkKey(digest, cs, m.index), data).finally(m.done));
       }
       this.track(Promise.all(writes).then(() => this.maybeVerify(digest, size)));
     } catch (e) {
-      for (const m of run) m.reject(e);
+      for (const m of run) {
+        m.reject(e);
+        m.done();
+      }
     } finally {
       if (--blob.users === 0) this.perBlob.delete(digest);
     }

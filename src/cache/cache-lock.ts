@@ -22,14 +22,20 @@ function alive(pid: number): boolean {
  * (its pid is gone) is taken over. The size accounting lives in one process's memory, so two
  * writers would overrun the limit; one owner keeps the bound honest.
  */
+/** Dirs this process holds, so that opening one twice in-process is refused too. */
+const held = new Set<string>();
+
 export async function lockCacheDir(dir: string): Promise<() => Promise<void>> {
   const path = join(dir, 'lock');
+  if (held.has(path)) throw new CacheLockedError(dir, process.pid);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fh = await open(path, 'wx', 0o600);
       await fh.writeFile(`${process.pid}\n`);
       await fh.close();
+      held.add(path);
       return async () => {
+        held.delete(path);
         const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim());
         if (owner === process.pid) await unlink(path).catch(() => {});
       };

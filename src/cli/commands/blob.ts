@@ -12,7 +12,8 @@ interface Args {
   length: number | undefined;
 }
 
-const STEP = 4 * 1024 * 1024;
+/** Matches the largest coalesced range request, so a cold stream costs one request per step. */
+const STEP = 16 * 1024 * 1024;
 
 export const blobCommand: CommandModule<object, Args> = {
   command: 'blob <ref> <digest>',
@@ -37,12 +38,19 @@ export const blobCommand: CommandModule<object, Args> = {
       const end = argv.length === undefined ? size : Math.min(size, argv.offset + argv.length);
       const tty = process.stderr.isTTY;
       const started = Date.now();
-      for (let pos = argv.offset; pos < end; ) {
-        const buf = Buffer.allocUnsafe(Math.min(STEP, end - pos));
-        const n = await reader.readAt(digest, pos, buf);
-        if (n === 0) break;
-        pos += n;
-        if (!process.stdout.write(buf.subarray(0, n))) await new Promise((r) => process.stdout.once('drain', r));
+      // One step is read ahead while the previous one is written out.
+      const readStep = (at: number): Promise<Buffer> | undefined => {
+        if (at >= end) return undefined;
+        const buf = Buffer.allocUnsafe(Math.min(STEP, end - at));
+        return reader.readAt(digest, at, buf).then((n) => buf.subarray(0, n));
+      };
+      let next = readStep(argv.offset);
+      for (let pos = argv.offset; next; ) {
+        const chunk = await next;
+        if (chunk.length === 0) break;
+        pos += chunk.length;
+        next = readStep(pos);
+        if (!process.stdout.write(chunk)) await new Promise((r) => process.stdout.once('drain', r));
         if (tty) {
           const rate = (pos - argv.offset) / Math.max(0.001, (Date.now() - started) / 1000);
           process.stderr.write(`\r${formatSize(pos - argv.offset)} / ${formatSize(end - argv.offset)}  ${formatSize(rate)}/s   `);

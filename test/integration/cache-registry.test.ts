@@ -1,0 +1,99 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
+import { pushBlob, patternBytes } from '../helpers/images.js';
+import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
+import { tempDir, waitFor } from '../helpers/tmp.js';
+
+const run = promisify(execFile);
+const CLI = join(import.meta.dirname, '../../../dist/cli/main.js');
+const BLOB = patternBytes(100_000_000, 77);
+const SHA = createHash('sha256').update(BLOB).digest('hex');
+
+let dir: { path: string; cleanup: () => Promise<void> };
+let reg: RunningRegistry;
+let proxy: FaultProxy;
+let digest: string;
+
+before(async () => {
+  dir = await tempDir('cache-reg');
+  reg = await startRegistry({ root: join(dir.path, 'storage'), workDir: dir.path });
+  digest = await pushBlob(reg.url, 'test/big', BLOB);
+  proxy = await startFaultProxy(reg.url);
+});
+
+after(async () => {
+  await proxy?.close();
+  await reg?.stop();
+  await dir?.cleanup();
+});
+
+async function blobSha(cacheDir: string, extra: string[] = []): Promise<string> {
+  const { stdout } = await run('sh', ['-c', `node ${CLI} blob ${proxy.host}/test/big ${digest} --cache-dir ${cacheDir} --log-level warn ${extra.join(' ')} | sha256sum`], {
+    maxBuffer: 1 << 20,
+  });
+  return stdout.split(' ')[0]!;
+}
+
+test('a 100 MB blob read twice: the second pass makes 0 HTTP requests, and works with the registry killed', async () => {
+  const cache = join(dir.path, 'cache1');
+  assert.equal(await blobSha(cache), SHA);
+  const first = proxy.requests.length;
+  assert.ok(first >= 7 && first <= 10, `first pass: ${first} requests (16 MiB coalesced ranges + HEAD)`);
+  assert.equal(await blobSha(cache), SHA);
+  assert.equal(proxy.requests.length, first, 'second pass: no HTTP request');
+  await reg.kill();
+  try {
+    assert.equal(await blobSha(cache), SHA);
+    assert.equal(proxy.requests.length, first);
+  } finally {
+    await reg.restart();
+  }
+  const stats = JSON.parse((await run('node', [CLI, 'cache', 'stats', '--json', '--cache-dir', cache])).stdout) as Record<string, number>;
+  assert.equal(stats['chunks'], Math.ceil(BLOB.length / (1 << 20)));
+  assert.equal(stats['blobs'], 1);
+  assert.equal(stats['fullyCachedBlobs'], 1);
+  assert.equal(stats['verifiedBlobs'], 1);
+});
+
+test('kill -9 during heavy fetching: cache verify is clean after, and reads are byte-exact', async () => {
+  const cache = join(dir.path, 'cache2');
+  const child = spawn('node', [CLI, 'blob', `${proxy.host}/test/big`, digest, '--cache-dir', cache, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const base = proxy.requests.length;
+  await waitFor('fetches under way', async () => proxy.requests.length - base >= 3, 30_000);
+  child.kill('SIGKILL');
+  const [code, signal] = await new Promise<[number | null, string | null]>((r) => child.once('exit', (c, s) => r([c, s])));
+  assert.deepEqual([code, signal], [null, 'SIGKILL'], 'killed mid-fetch, not after finishing');
+  const v = await run('node', [CLI, 'cache', 'verify', '--cache-dir', cache]);
+  assert.match(v.stdout, / 0 corrupt/);
+  assert.equal(await blobSha(cache), SHA);
+  const again = await run('node', [CLI, 'cache', 'verify', '--cache-dir', cache]);
+  assert.match(again.stdout, / 0 corrupt/);
+});
+
+test('cache verify finds and removes a corrupted chunk, exiting non-zero', async () => {
+  const cache = join(dir.path, 'cache3');
+  await run('sh', ['-c', `node ${CLI} blob ${proxy.host}/test/big ${digest} --cache-dir ${cache} --length 3000000 --log-level warn >/dev/null`]);
+  const { stdout: files } = await run('sh', ['-c', `find ${cache}/chunks -type f -name '*-c1048576-1'`]);
+  const file = files.trim();
+  assert.ok(file, 'chunk 1 is on disk');
+  await run('sh', ['-c', `printf 'X' | dd of=${file} bs=1 seek=1000 conv=notrunc status=none`]);
+  const bad = await run('node', [CLI, 'cache', 'verify', '--cache-dir', cache]).then(
+    () => ({ code: 0, stdout: '' }),
+    (e: { code: number; stdout: string }) => e,
+  );
+  assert.equal(bad.code, 1);
+  assert.match(bad.stdout, /1 corrupt/);
+  const good = await run('node', [CLI, 'cache', 'verify', '--cache-dir', cache]);
+  assert.match(good.stdout, / 0 corrupt/);
+  await run('node', [CLI, 'cache', 'prune', '--to', '1MiB', '--cache-dir', cache]);
+  const stats = JSON.parse((await run('node', [CLI, 'cache', 'stats', '--json', '--cache-dir', cache])).stdout) as Record<string, number>;
+  assert.ok(stats['sizeBytes']! <= 1 << 20);
+  await run('node', [CLI, 'cache', 'clear', '--cache-dir', cache]);
+  const cleared = JSON.parse((await run('node', [CLI, 'cache', 'stats', '--json', '--cache-dir', cache])).stdout) as Record<string, number>;
+  assert.equal(cleared['chunks'], 0);
+});
