@@ -18,6 +18,8 @@ export interface ChunkReaderOptions {
   globalConcurrency: number;
   /** Range requests in flight for one blob. */
   perBlobConcurrency: number;
+  /** Fetched bytes allowed to wait for their disk write (default 64 MiB). */
+  maxPendingWriteBytes?: number;
   /** Hash a blob once all its chunks are present (default on). */
   verifyBlobs?: boolean;
   logger?: Logger;
@@ -48,6 +50,9 @@ export class ChunkReader implements BlobReader {
   private readonly verifying = new Set<string>();
   private readonly log: Logger;
   private readonly pendingWrites = new Set<Promise<void>>();
+  /** Fetched bytes not yet on disk; fetching pauses above the limit so memory stays bounded. */
+  private pendingWriteBytes = 0;
+  private readonly writeWaiters: (() => void)[] = [];
 
   constructor(
     private readonly store: ChunkStore,
@@ -209,6 +214,9 @@ export class ChunkReader implements BlobReader {
     const end = Math.min(size, (run[run.length - 1]!.index + 1) * cs);
     const blob = this.blobSemaphore(digest);
     try {
+      while (this.pendingWriteBytes > (this.opts.maxPendingWriteBytes ?? 64 << 20)) {
+        await new Promise<void>((r) => this.writeWaiters.push(r));
+      }
       const buf = await blob.sem.run(() =>
         this.global.run(async () => {
           const b = Buffer.allocUnsafe(end - start);
@@ -227,13 +235,21 @@ export class ChunkReader implements BlobReader {
       this.counters.bytesFetched += buf.length;
       this.counters.chunkMisses += run.length;
       const writes: Promise<void>[] = [];
+      this.pendingWriteBytes += buf.length;
       for (const m of run) {
         const off = m.index * cs - start;
         const data = buf.subarray(off, Math.min(buf.length, off + cs));
         m.resolve(data);
         writes.push(this.store.put(chunkKey(digest, cs, m.index), data).finally(m.done));
       }
-      this.track(Promise.all(writes).then(() => this.maybeVerify(digest, size)));
+      this.track(
+        Promise.all(writes)
+          .finally(() => {
+            this.pendingWriteBytes -= buf.length;
+            for (const w of this.writeWaiters.splice(0)) w();
+          })
+          .then(() => this.maybeVerify(digest, size)),
+      );
     } catch (e) {
       for (const m of run) {
         m.reject(e);

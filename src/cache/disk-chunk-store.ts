@@ -20,6 +20,8 @@ export interface DiskChunkStoreOptions {
 interface Entry {
   size: number;
   touchedAt: number;
+  /** Set while the file is being written: the slot is taken, the bytes are not there yet. */
+  writing?: boolean;
 }
 
 /** Writes that fail with these mean "the disk cannot take it now": degrade, do not crash. */
@@ -97,7 +99,7 @@ export class DiskChunkStore implements ChunkStore {
       file = await readFile(path);
     } catch {
       // Deleted under us (cache dir removed, or evicted by a racing put): a plain miss.
-      this.lru.delete(key);
+      if (!entry.writing) this.lru.delete(key);
       this.counters.misses++;
       return undefined;
     }
@@ -126,11 +128,19 @@ export class DiskChunkStore implements ChunkStore {
     if (size > this.opts.maxBytes || Date.now() < this.degradedUntil) return;
     const path = this.pathOf(key);
     const tmp = `${path}.tmp.${process.pid}.${this.tmpSeq++}`;
+    // The LRU slot is taken now, in the order chunks were fetched, not when the write lands:
+    // writes complete out of order and last use must follow the readers.
+    const entry: Entry = { size, touchedAt: Date.now(), writing: true };
+    this.lru.set(key, entry);
     try {
       await this.ensureDir(path);
       await writeFile(tmp, encodeChunk(data), { mode: 0o600 });
       await rename(tmp, path);
+      entry.writing = false;
+      // Evicted while being written: the file must not outlive its slot.
+      if (this.lru.peek(key) !== entry) await unlink(path).catch(() => {});
     } catch (e) {
+      if (this.lru.peek(key) === entry) this.lru.delete(key);
       await unlink(tmp).catch(() => {});
       const code = (e as NodeJS.ErrnoException).code ?? '';
       if (!DEGRADE_CODES.has(code)) throw e;
@@ -148,7 +158,6 @@ export class DiskChunkStore implements ChunkStore {
       this.log.info({ dir: this.opts.dir }, 'cache dir is writable again');
     }
     this.counters.bytesWritten += data.length;
-    this.lru.set(key, { size, touchedAt: Date.now() });
   }
 
   async delete(key: string): Promise<void> {

@@ -156,11 +156,11 @@ test('htpasswd registry: credentials from a docker config.json work; a wrong pas
   await writeFile(good, JSON.stringify({ auths: { [`http://${reg.host}`]: { auth: auth('carol', 'right-pass') } } }));
   await writeFile(bad, JSON.stringify({ auths: { [reg.host]: { auth: auth('carol', 'wrong-pass') } } }));
 
-  const ok = await run('sh', ['-c', `node ${CLI} blob ${reg.host}/test/auth ${digest} --docker-config ${good} --log-level warn | sha256sum`]);
+  const ok = await run('sh', ['-c', `node ${CLI} blob ${reg.host}/test/auth ${digest} --docker-config ${good} --cache-dir ${join(dir.path, 'cache-good')} --log-level warn | sha256sum`]);
   assert.equal(`sha256:${ok.stdout.split(' ')[0]}`, digest);
 
   const t0 = Date.now();
-  const failed = await run('node', [CLI, 'blob', `${reg.host}/test/auth`, digest, '--docker-config', bad, '--log-level', 'warn']).then(
+  const failed = await run('node', [CLI, 'blob', `${reg.host}/test/auth`, digest, '--docker-config', bad, '--cache-dir', join(dir.path, 'cache-bad'), '--log-level', 'warn']).then(
     () => ({ code: 0, stderr: '' }),
     (e: { code: number; stderr: string }) => e,
   );

@@ -35,13 +35,13 @@ after(async () => {
 test('regfs blob of each layer hashes to its digest', async () => {
   assert.equal(image.layers.length, 2);
   for (const layer of image.layers) {
-    const { stdout } = await run('sh', ['-c', `node ${CLI} blob ${reg.host}/test/small:latest ${layer.digest} --log-level warn | sha256sum`]);
+    const { stdout } = await run('sh', ['-c', `node ${CLI} blob ${reg.host}/test/small:latest ${layer.digest} --cache-dir ${join(dir.path, 'cache')} --log-level warn | sha256sum`]);
     assert.equal(`sha256:${stdout.split(' ')[0]}`, layer.digest);
   }
 });
 
 test('regfs inspect prints the manifest and config of the pushed image', async () => {
-  const { stdout } = await run('node', [CLI, 'inspect', `${reg.host}/test/small`, '--log-level', 'warn']);
+  const { stdout } = await run('node', [CLI, 'inspect', `${reg.host}/test/small`, '--log-level', 'warn', '--cache-dir', join(dir.path, 'cache')]);
   const out = JSON.parse(stdout) as { manifestDigest: string; manifest: { layers: { digest: string }[] }; config: { rootfs: { diff_ids: string[] } } };
   assert.equal(out.manifestDigest, image.manifestDigest);
   assert.deepEqual(out.manifest.layers.map((l) => l.digest), image.layers.map((l) => l.digest));
@@ -100,7 +100,7 @@ test('1000 random ranges equal the bytes of the local layout', async () => {
 });
 
 test('a blob that does not exist fails at once, naming the digest', async () => {
-  const { stderr, code } = await run('node', [CLI, 'blob', `${reg.host}/test/small`, `sha256:${'0'.repeat(64)}`]).then(
+  const { stderr, code } = await run('node', [CLI, 'blob', `${reg.host}/test/small`, `sha256:${'0'.repeat(64)}`, '--cache-dir', join(dir.path, 'cache')]).then(
     () => ({ stderr: '', code: 0 }),
     (e: { stderr: string; code: number }) => e,
   );
