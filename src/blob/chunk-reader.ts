@@ -2,11 +2,12 @@ import { createHash } from 'node:crypto';
 import type { BlobReader } from '../lib/blob-reader.js';
 import type { Digest } from '../lib/digest.js';
 import { digestAlgorithm } from '../lib/digest.js';
-import { ProtocolError } from '../lib/errors.js';
+import { AbortedError, ProtocolError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { silentLogger } from '../lib/logger.js';
 import { Semaphore } from '../lib/semaphore.js';
 import type { ChunkStore } from '../cache/chunk-store.js';
+import type { MemoryChunkCache } from '../cache/memory-chunk-cache.js';
 import { chunkKey, metaKey } from './chunk-key.js';
 import { type ReaderCounters, newReaderCounters } from './counters.js';
 
@@ -20,6 +21,8 @@ export interface ChunkReaderOptions {
   perBlobConcurrency: number;
   /** Fetched bytes allowed to wait for their disk write (default 64 MiB). */
   maxPendingWriteBytes?: number;
+  /** Recently used chunks kept in memory, so 128 KiB kernel reads do not re-read a chunk file. */
+  hot?: MemoryChunkCache;
   /** Hash a blob once all its chunks are present (default on). */
   verifyBlobs?: boolean;
   logger?: Logger;
@@ -98,10 +101,13 @@ export class ChunkReader implements BlobReader {
     const cs = this.opts.chunkSize;
     const first = Math.floor(offset / cs);
     const last = Math.floor((end - 1) / cs);
-    const chunks = this.chunks(digest, size, first, last, signal);
+    // Fetches are shared between readers, so they are not tied to this caller's signal; the
+    // registry's retry budget bounds them. The signal only guards the copy below.
+    const chunks = await Promise.all(this.chunks(digest, size, first, last, undefined));
+    if (signal?.aborted) throw new AbortedError({ digest });
     let copied = 0;
     for (let i = first; i <= last; i++) {
-      const data = await chunks[i - first]!;
+      const data = chunks[i - first]!;
       const chunkStart = i * cs;
       const from = Math.max(offset, chunkStart) - chunkStart;
       const to = Math.min(end, chunkStart + data.length) - chunkStart;
@@ -145,6 +151,12 @@ export class ChunkReader implements BlobReader {
     const mine: Pending[] = [];
     for (let i = first; i <= last; i++) {
       const key = chunkKey(digest, cs, i);
+      const hot = this.opts.hot?.get(key);
+      if (hot) {
+        this.counters.chunkHits++;
+        out.push(Promise.resolve(hot));
+        continue;
+      }
       let p = this.inflight.get(key);
       if (!p) {
         let resolve!: (b: Buffer) => void;
@@ -188,6 +200,7 @@ export class ChunkReader implements BlobReader {
       const expected = Math.min(cs, size - m.index * cs);
       if (data && data.length === expected) {
         this.counters.chunkHits++;
+        this.opts.hot?.set(chunkKey(digest, cs, m.index), data);
         m.resolve(data);
         m.done();
       } else missing.push(m);
@@ -223,6 +236,7 @@ export class ChunkReader implements BlobReader {
           this.counters.requests++;
           if (run.length > 1) this.counters.coalescedRequests++;
           this.counters.inFlightBytes += b.length;
+          this.counters.peakInFlightBytes = Math.max(this.counters.peakInFlightBytes, this.counters.inFlightBytes);
           try {
             const n = await this.upstream.readAt(digest, start, b, signal);
             if (n !== b.length) throw new ProtocolError(`blob ${digest} ended at ${start + n}, expected ${end} bytes`, { digest, range: { start, end } });
@@ -239,6 +253,7 @@ export class ChunkReader implements BlobReader {
       for (const m of run) {
         const off = m.index * cs - start;
         const data = buf.subarray(off, Math.min(buf.length, off + cs));
+        this.opts.hot?.set(chunkKey(digest, cs, m.index), data);
         m.resolve(data);
         writes.push(this.store.put(chunkKey(digest, cs, m.index), data).finally(m.done));
       }
@@ -303,7 +318,10 @@ export class ChunkReader implements BlobReader {
       }
       this.counters.blobsPurged++;
       this.log.error({ digest, actual }, `blob ${digest} hashes to ${actual}; purged from the cache`);
-      for (let i = 0; i < count; i++) await this.store.delete(chunkKey(digest, cs, i));
+      for (let i = 0; i < count; i++) {
+        this.opts.hot?.delete(chunkKey(digest, cs, i));
+        await this.store.delete(chunkKey(digest, cs, i));
+      }
     } finally {
       this.verifying.delete(digest);
     }

@@ -16,8 +16,10 @@ export interface ReaderCounters {
   blobsPurged: number;
   /** Chunk fetches in flight right now, in bytes. */
   inFlightBytes: number;
+  /** The most that was ever in flight at once. */
+  peakInFlightBytes: number;
 }
 
 export function newReaderCounters(): ReaderCounters {
-  return { bytesFetched: 0, bytesServed: 0, requests: 0, coalescedRequests: 0, chunkHits: 0, chunkMisses: 0, blobsVerified: 0, blobsPurged: 0, inFlightBytes: 0 };
+  return { bytesFetched: 0, bytesServed: 0, requests: 0, coalescedRequests: 0, chunkHits: 0, chunkMisses: 0, blobsVerified: 0, blobsPurged: 0, inFlightBytes: 0, peakInFlightBytes: 0 };
 }

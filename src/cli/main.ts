@@ -5,6 +5,7 @@ import { RegfsError } from '../lib/errors.js';
 import { blobCommand } from './commands/blob.js';
 import { inspectCommand } from './commands/inspect.js';
 import { cacheCommand } from './commands/cache.js';
+import { mountCommand, unmountCommand } from './commands/mount.js';
 
 /** The entry file: the only place that calls process.exit. */
 async function main(): Promise<number> {
@@ -15,6 +16,8 @@ async function main(): Promise<number> {
       .command(inspectCommand)
       .command(blobCommand)
       .command(cacheCommand)
+      .command(mountCommand)
+      .command(unmountCommand)
       .demandCommand(1, 'name a command; see regfs --help')
       .strict()
       .recommendCommands()
@@ -39,6 +42,5 @@ async function main(): Promise<number> {
 
 class UsageError extends Error {}
 
-const code = await main();
-process.exitCode = code;
-if (code !== 0) process.exit(code);
+// Exit explicitly: a FUSE session can leave a native handle that would keep the loop alive.
+process.exit(await main());

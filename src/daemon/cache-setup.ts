@@ -1,5 +1,6 @@
 import type { RegfsConfig } from '../config/schema.js';
 import { DiskChunkStore } from '../cache/disk-chunk-store.js';
+import { MemoryChunkCache } from '../cache/memory-chunk-cache.js';
 import { ChunkReader, type Upstream } from '../blob/chunk-reader.js';
 import type { Logger } from '../lib/logger.js';
 
@@ -10,9 +11,10 @@ export async function openStore(cfg: RegfsConfig, logger: Logger, lock = true): 
 export function createChunkReader(cfg: RegfsConfig, store: DiskChunkStore, upstream: Upstream, logger: Logger): ChunkReader {
   return new ChunkReader(store, upstream, {
     chunkSize: cfg.chunkSize,
-    maxRequestBytes: Math.max(cfg.chunkSize, 16 << 20),
+    maxRequestBytes: Math.max(cfg.chunkSize, 8 << 20),
     globalConcurrency: Math.max(4, cfg.connections * 2),
     perBlobConcurrency: Math.max(2, cfg.connections),
+    hot: new MemoryChunkCache(Math.min(32 << 20, 16 * cfg.chunkSize)),
     logger,
   });
 }

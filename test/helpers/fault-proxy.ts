@@ -26,6 +26,8 @@ export interface FaultProxy {
   requests: ProxyRequest[];
   /** Faults for requests whose path matches, consumed in order. */
   inject(match: RegExp, ...faults: Fault[]): void;
+  /** Caps every response body at this rate per connection (0 = no cap). */
+  throttle(bytesPerSec: number): void;
   clearFaults(): void;
   count(match: RegExp, method?: string): number;
   close(): Promise<void>;
@@ -36,6 +38,7 @@ export async function startFaultProxy(target: string, port = 0): Promise<FaultPr
   const t = new URL(target);
   const requests: ProxyRequest[] = [];
   let rules: { match: RegExp; faults: Fault[] }[] = [];
+  let rate = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
     const path = req.url ?? '/';
@@ -85,6 +88,23 @@ export async function startFaultProxy(target: string, port = 0): Promise<FaultPr
         ur.on('end', () => res.end());
         return;
       }
+      if (rate > 0) {
+        // Pace the body: pause upstream whenever we are ahead of the allowed rate.
+        const started = Date.now();
+        let sent = 0;
+        ur.on('data', (d: Buffer) => {
+          res.write(d);
+          sent += d.length;
+          const ahead = sent / rate - (Date.now() - started) / 1000;
+          if (ahead > 0) {
+            ur.pause();
+            setTimeout(() => ur.resume(), ahead * 1000);
+          }
+        });
+        ur.on('end', () => res.end());
+        ur.on('error', () => res.socket?.destroy());
+        return;
+      }
       ur.pipe(res);
     });
     up.on('error', () => res.socket?.destroy());
@@ -102,6 +122,7 @@ export async function startFaultProxy(target: string, port = 0): Promise<FaultPr
     port: p,
     requests,
     inject: (match, ...faults) => void rules.push({ match, faults }),
+    throttle: (bytesPerSec) => void (rate = bytesPerSec),
     clearFaults: () => void (rules = []),
     count: (match, method) => requests.filter((r) => match.test(r.path) && (method === undefined || r.method === method)).length,
     close: () =>

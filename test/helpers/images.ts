@@ -89,3 +89,19 @@ export function patternBytes(size: number, seed: number): Buffer {
 }
 
 export { randomBytes, writeFile, mkdir, cp, symlink };
+
+/**
+ * Pushes an image whose layers are the given bytes as-is (no tar inside): enough for the blob
+ * layout and for large-blob tests, where building a real 100 MB layer would only cost time.
+ */
+export async function pushRawImage(registryUrl: string, repo: string, tag: string, layers: Buffer[]): Promise<{ manifestDigest: string; layers: { digest: string; size: number }[]; config: { digest: string; size: number } }> {
+  const descs = [];
+  for (const l of layers) descs.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: await pushBlob(registryUrl, repo, l), size: l.length });
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', created: '2026-01-02T03:04:05Z', rootfs: { type: 'layers', diff_ids: descs.map((d) => d.digest) }, config: {} }),
+  );
+  const configDesc = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: await pushBlob(registryUrl, repo, config), size: config.length };
+  const manifest = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: configDesc, layers: descs });
+  const manifestDigest = await pushManifest(registryUrl, repo, tag, manifest, 'application/vnd.oci.image.manifest.v1+json');
+  return { manifestDigest, layers: descs, config: configDesc };
+}

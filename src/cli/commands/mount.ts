@@ -1,0 +1,100 @@
+import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
+import type { CommandModule } from 'yargs';
+import { runMount } from '../../daemon/mount.js';
+import { RegfsError } from '../../lib/errors.js';
+import { configFromArgv, withCommonOptions } from '../options.js';
+
+interface Args {
+  ref: string;
+  mountpoint: string;
+  daemon?: boolean;
+  daemonChild?: boolean;
+  logFile?: string;
+}
+
+class DaemonStartError extends RegfsError {
+  constructor(message: string) {
+    super('ERR_DAEMON_START', message);
+  }
+}
+
+/** `--daemon`: run the mount in a detached child and return once it reports ready (or failed). */
+function startDaemon(argv: string[], logFile: string | undefined): Promise<string> {
+  const args = argv.filter((a) => a !== '--daemon' && a !== '--daemon=true');
+  const err = logFile ? openSync(logFile, 'a', 0o600) : 'ignore';
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args, '--daemon-child'], {
+    detached: true,
+    stdio: ['ignore', 'ignore', err, 'ipc'],
+  });
+  return new Promise((resolve, reject) => {
+    child.once('message', (m: { ready?: string; error?: string }) => {
+      if (m.ready) {
+        child.disconnect();
+        child.unref();
+        resolve(m.ready);
+      } else reject(new DaemonStartError(m.error ?? 'the daemon failed to start'));
+    });
+    child.once('exit', (code, sig) => reject(new DaemonStartError(`the daemon exited (${sig ?? `code ${code}`}) before the mount was ready${logFile ? `; see ${logFile}` : ''}`)));
+    child.once('error', (e) => reject(new DaemonStartError(e.message)));
+  });
+}
+
+export const mountCommand: CommandModule<object, Args> = {
+  command: 'mount <ref> <mountpoint>',
+  describe: 'resolve an image and mount it read-only: manifest.json, config.json, blobs/, fetched lazily',
+  builder: (y) =>
+    withCommonOptions(y)
+      .positional('ref', { type: 'string', demandOption: true, describe: 'image reference, e.g. alpine:3.19 or localhost:5000/app@sha256:…' })
+      .positional('mountpoint', { type: 'string', demandOption: true, describe: 'an existing empty directory' })
+      .option('daemon', { type: 'boolean', describe: 'detach; exit 0 once the mount is ready, non-zero with the reason otherwise' })
+      .option('daemon-child', { type: 'boolean', hidden: true })
+      .option('log-file', { type: 'string', describe: 'with --daemon: append the daemon log here (default: discarded)' })
+      .option('metrics', { type: 'string', describe: 'serve Prometheus metrics and /healthz on HOST:PORT or unix:PATH' })
+      .option('prefetch', { type: 'string', choices: ['none', 'all'], describe: 'all: fetch every layer in the background once mounted [default: none]' })
+      .option('prefetch-rate', { type: 'string', describe: 'bandwidth cap for --prefetch all, e.g. 20MiB (per second)' })
+      .option('allow-other', { type: 'boolean', describe: 'let other users see the mount (needs user_allow_other in /etc/fuse.conf)' })
+      .example('$0 mount localhost:5000/app:1 /mnt/app', 'mount in the foreground; Ctrl-C unmounts')
+      .example('$0 mount alpine:3.19 /mnt/alpine --daemon --metrics 127.0.0.1:9100', 'mount in the background with metrics')
+      .example('sha256sum /mnt/app/blobs/*', 'every blob hashes to its name') as never,
+  handler: async (argv) => {
+    if (argv.daemon) {
+      const line = await startDaemon(process.argv.slice(2), argv.logFile);
+      process.stdout.write(`${line}\n`);
+      return;
+    }
+    const cfg = await configFromArgv(argv as unknown as Record<string, unknown>);
+    const child = argv.daemonChild === true && typeof process.send === 'function';
+    const stopped = new Promise<string>((resolve) => {
+      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => resolve(sig));
+      if (child) process.once('disconnect', () => {}); // the parent leaving is not a reason to stop
+    });
+    try {
+      await runMount(cfg, argv.ref, argv.mountpoint, {
+        stopped,
+        onReady: (line) => {
+          if (child) process.send!({ ready: line });
+          else process.stdout.write(`${line}\n`);
+        },
+      });
+    } catch (e) {
+      if (child) process.send!({ error: (e as Error).message });
+      throw e;
+    }
+  },
+};
+
+export const unmountCommand: CommandModule<object, { mountpoint: string }> = {
+  command: 'unmount <mountpoint>',
+  aliases: ['umount'],
+  describe: 'unmount cleanly (lazily if busy); also clears a dead mount left by a killed daemon',
+  builder: (y) =>
+    y
+      .positional('mountpoint', { type: 'string', demandOption: true })
+      .example('$0 unmount /mnt/app', '') as never,
+  handler: async (argv) => {
+    const { unmountPath } = await import('../../daemon/mountpoint.js');
+    const how = await unmountPath(argv.mountpoint);
+    process.stdout.write(how === 'not-mounted' ? `${argv.mountpoint}: not mounted\n` : `unmounted ${argv.mountpoint}${how === 'lazy' ? ' (lazily: it was busy)' : ''}\n`);
+  },
+};

@@ -1,0 +1,120 @@
+import type { RegfsConfig } from '../config/schema.js';
+import { buildImageLayout } from '../fs/image-layout.js';
+import { ReadOnlyFilesystem } from '../fs/filesystem.js';
+import type { FuseMount } from '../fs/fuse-adapter.js';
+import { withDeadline } from '../lib/abort.js';
+import type { Digest } from '../lib/digest.js';
+import type { Logger } from '../lib/logger.js';
+import { formatSize } from '../lib/size.js';
+import { type ResolvedImage, createBlobFetcher, hostPlatform, parsePlatform, parseReference, resolveImage } from '../registry/index.js';
+import { RoutingUpstream } from '../blob/routing-upstream.js';
+import type { ChunkReader } from '../blob/chunk-reader.js';
+import { createChunkReader, openStore } from './cache-setup.js';
+import { createLogger } from './logger.js';
+import { Metrics, serveMetrics } from './metrics.js';
+import { loadFuseAdapter, prepareMountpoint, unmountPath } from './mountpoint.js';
+import { setupRegistry } from './registry-setup.js';
+
+export interface MountHooks {
+  /** Called once the mount answers; `line` is the one-line ready message. */
+  onReady(line: string, info: { mountpoint: string; metrics: string | undefined }): void;
+  /** Resolves when the mount should stop (signal); the daemon unmounts then. */
+  stopped: Promise<string>;
+}
+
+function createdMs(config: unknown): number {
+  const c = (config as { created?: unknown })?.created;
+  const t = typeof c === 'string' ? Date.parse(c) : NaN;
+  return Number.isNaN(t) ? 0 : t;
+}
+
+/** `regfs mount`: resolve, mount, serve until a signal, unmount. The composition root of a mount. */
+export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg: string, hooks: MountHooks): Promise<void> {
+  const logger = createLogger(cfg.logLevel);
+  const metrics = new Metrics();
+  const cleanups: (() => Promise<void>)[] = [];
+  try {
+    const ref = parseReference(refText);
+    const fuseAdapter = await loadFuseAdapter();
+    const mountpoint = await prepareMountpoint(mountpointArg);
+    const registry = await setupRegistry(cfg, logger, metrics.observer);
+    cleanups.push(() => registry.close());
+    const store = await openStore(cfg, logger);
+    cleanups.push(() => store.close());
+    const routes = new RoutingUpstream();
+    const reader = createChunkReader(cfg, store, routes, logger);
+    cleanups.push(() => reader.flush());
+
+    const platform = cfg.platform ? parsePlatform(cfg.platform) : hostPlatform();
+    const img = await resolveImage(registry.client, ref, platform, withDeadline(undefined, cfg.retryBudget * 2));
+    const fetcher = createBlobFetcher(registry.client, { endpoint: ref.endpoint, repository: ref.repository });
+    const blobs = [img.manifest.config, ...img.manifest.layers].map((d) => ({ digest: d.digest, size: d.size }));
+    for (const b of blobs) {
+      routes.route(b.digest, fetcher);
+      reader.knowSize(b.digest, b.size);
+    }
+    const root = buildImageLayout({ manifestBytes: img.manifestBytes, configBytes: img.configBytes, blobs, createdMs: createdMs(img.config) }, reader);
+    const fs = new ReadOnlyFilesystem(root, { onRead: (_n, ms) => metrics.readDuration.observe(ms / 1000) });
+
+    let mount: FuseMount | undefined;
+    metrics.attach({ reader: () => reader.counters, cache: () => store.counters, readsInFlight: () => mount?.inFlight ?? 0 });
+    let metricsAddr: string | undefined;
+    if (cfg.metrics) {
+      const m = await serveMetrics(metrics, cfg.metrics, () => mount !== undefined);
+      metricsAddr = m.address;
+      cleanups.push(m.close);
+    }
+    mount = await fuseAdapter.mountFuse(fs, mountpoint, {
+      // The kernel waits for our answer; give the registry its whole budget, then say EIO.
+      readDeadlineMs: cfg.retryBudget + 5_000,
+      allowOther: cfg.allowOther,
+      logger,
+    });
+    const m = mount;
+    cleanups.push(async () => {
+      m.abortReads();
+      const how = await unmountPath(mountpoint).catch((e: Error) => {
+        logger.warn({ err: e.message }, 'unmount failed');
+        return 'failed';
+      });
+      await m.unmount();
+      logger.info({ mountpoint, how }, 'unmounted');
+    });
+    const total = blobs.reduce((n, b) => n + b.size, 0);
+    logger.info({ ref: ref.canonical, manifest: img.manifestDigest, mountpoint, layers: img.manifest.layers.length }, 'mounted');
+    hooks.onReady(`regfs: mounted ${ref.canonical} (${img.manifestDigest}, ${img.manifest.layers.length} layers, ${formatSize(total)}) at ${mountpoint}${metricsAddr ? `; metrics at http://${metricsAddr.replace(/^unix:/, '')}/metrics` : ''}`, {
+      mountpoint,
+      metrics: metricsAddr,
+    });
+    if (cfg.prefetch === 'all') void prefetchAll(reader, img, cfg.prefetchRate, logger);
+    const why = await hooks.stopped;
+    logger.info({ signal: why }, 'stopping');
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch((e: Error) => logger.warn({ err: e.message }, 'cleanup failed'));
+    logger.flush();
+  }
+}
+
+/** `--prefetch all`: every layer into the cache in the background, at most `rate` bytes/s (0 = no cap). */
+async function prefetchAll(reader: ChunkReader, img: ResolvedImage, rate: number, logger: Logger): Promise<void> {
+  const step = 8 << 20;
+  const started = Date.now();
+  let done = 0;
+  for (const layer of img.manifest.layers) {
+    for (let off = 0; off < layer.size; off += step) {
+      const len = Math.min(step, layer.size - off);
+      try {
+        await reader.prefetch(layer.digest as Digest, off, len, layer.size);
+      } catch (e) {
+        logger.warn({ digest: layer.digest, err: (e as Error).message }, 'prefetch failed; reads will fetch on demand');
+        break;
+      }
+      done += len;
+      if (rate > 0) {
+        const ahead = done / rate - (Date.now() - started) / 1000;
+        if (ahead > 0) await new Promise((r) => setTimeout(r, ahead * 1000));
+      }
+    }
+  }
+  logger.info({ bytes: done, seconds: (Date.now() - started) / 1000 }, 'prefetch done');
+}

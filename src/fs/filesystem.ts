@@ -1,0 +1,170 @@
+import { FsError } from './errno.js';
+import { type FsNode, kindBits } from './node.js';
+import { SequentialReadahead, type ReadaheadPolicy, DEFAULT_READAHEAD } from './readahead.js';
+
+export interface Stat {
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  ino: number;
+  rdev: number;
+  blksize: number;
+  blocks: number;
+  atime: Date;
+  mtime: Date;
+  ctime: Date;
+}
+
+interface Handle {
+  node: FsNode;
+  readahead: SequentialReadahead;
+}
+
+export interface FilesystemOptions {
+  readahead?: ReadaheadPolicy;
+  /** Observes each read (metrics): bytes returned and how long it took. */
+  onRead?: (bytes: number, ms: number, ok: boolean) => void;
+}
+
+const O_ACCMODE = 3;
+const O_RDONLY = 0;
+
+/**
+ * A read-only filesystem over a tree of FsNodes, with no FUSE in it: the adapter translates
+ * kernel calls into these methods, and tests call them directly (mountpoint-s3 tests its
+ * S3Filesystem the same way).
+ */
+export class ReadOnlyFilesystem {
+  private readonly handles = new Map<number, Handle>();
+  private nextFh = 1;
+  private readonly readaheadPolicy: ReadaheadPolicy;
+
+  constructor(
+    readonly root: FsNode,
+    private readonly opts: FilesystemOptions = {},
+  ) {
+    this.readaheadPolicy = opts.readahead ?? DEFAULT_READAHEAD;
+  }
+
+  async lookup(path: string): Promise<FsNode> {
+    if (path === '/' || path === '') return this.root;
+    let node = this.root;
+    for (const name of path.split('/')) {
+      if (name === '') continue;
+      if (node.kind !== 'dir') throw new FsError('ENOTDIR', `${path}: not a directory`);
+      if (name.length > 255) throw new FsError('ENAMETOOLONG', `${path}: name too long`);
+      const children = await this.children(node);
+      const next = children.get(name);
+      if (!next) throw new FsError('ENOENT', `${path}: no such file or directory`);
+      node = next;
+    }
+    return node;
+  }
+
+  async getattr(path: string): Promise<Stat> {
+    return statOf(await this.lookup(path));
+  }
+
+  async readdir(path: string): Promise<{ names: string[]; stats: Stat[] }> {
+    const node = await this.lookup(path);
+    if (node.kind !== 'dir') throw new FsError('ENOTDIR', `${path}: not a directory`);
+    const children = await this.children(node);
+    const names = ['.', '..'];
+    const stats = [statOf(node), statOf(node)];
+    for (const [name, child] of children) {
+      names.push(name);
+      stats.push(statOf(child));
+    }
+    return { names, stats };
+  }
+
+  async open(path: string, flags: number): Promise<number> {
+    if ((flags & O_ACCMODE) !== O_RDONLY) throw new FsError('EROFS', `${path}: read-only filesystem`);
+    const node = await this.lookup(path);
+    if (node.kind === 'dir') throw new FsError('EISDIR', `${path}: is a directory`);
+    if (!node.content) throw new FsError('EINVAL', `${path}: has no data`);
+    // fuse-native passes fh as 32 bits; wrap around, skipping 0 and handles still open.
+    let fh = this.nextFh;
+    while (fh === 0 || this.handles.has(fh)) fh = (fh + 1) >>> 0;
+    this.nextFh = (fh + 1) >>> 0;
+    this.handles.set(fh, { node, readahead: new SequentialReadahead(this.readaheadPolicy) });
+    return fh;
+  }
+
+  release(fh: number): void {
+    this.handles.delete(fh);
+  }
+
+  /** Reads into the kernel's buffer. The signal fires when the kernel can no longer take the bytes. */
+  async read(fh: number, position: number, into: Uint8Array, signal: AbortSignal): Promise<number> {
+    const h = this.handles.get(fh);
+    if (!h || !h.node.content) throw new FsError('EBADF', `bad file handle ${fh}`);
+    const content = h.node.content;
+    if (position >= content.size) return 0;
+    const started = performance.now();
+    const ahead = content.prefetch ? h.readahead.onRead(position, into.length, content.size) : undefined;
+    if (ahead) content.prefetch!(ahead.offset, ahead.length);
+    try {
+      const n = await content.read(position, into.subarray(0, Math.min(into.length, content.size - position)), signal);
+      this.opts.onRead?.(n, performance.now() - started, true);
+      return n;
+    } catch (e) {
+      this.opts.onRead?.(0, performance.now() - started, false);
+      throw e;
+    }
+  }
+
+  async readlink(path: string): Promise<string> {
+    const node = await this.lookup(path);
+    if (node.kind !== 'symlink' || node.target === undefined) throw new FsError('EINVAL', `${path}: not a symlink`);
+    return node.target;
+  }
+
+  async getxattr(path: string, name: string): Promise<Buffer | undefined> {
+    return (await this.lookup(path)).xattrs?.get(name);
+  }
+
+  async listxattr(path: string): Promise<string[]> {
+    return [...((await this.lookup(path)).xattrs?.keys() ?? [])];
+  }
+
+  get openHandles(): number {
+    return this.handles.size;
+  }
+
+  private async children(node: FsNode): Promise<Map<string, FsNode>> {
+    if (node.load) {
+      const load = node.load;
+      // Concurrent lookups share one load; a failed load is retried by the next lookup.
+      const p = (node as FsNode & { loading?: Promise<void> }).loading ??= load().then(
+        () => void (node.load = undefined),
+        (e: unknown) => {
+          (node as FsNode & { loading?: Promise<void> }).loading = undefined;
+          throw e;
+        },
+      );
+      await p;
+    }
+    return node.children ?? new Map();
+  }
+}
+
+export function statOf(n: FsNode): Stat {
+  const t = new Date(n.mtimeMs);
+  return {
+    mode: kindBits(n.kind) | (n.mode & 0o7777),
+    uid: n.uid,
+    gid: n.gid,
+    size: n.kind === 'symlink' ? Buffer.byteLength(n.target ?? '') : n.size,
+    nlink: n.nlink,
+    ino: n.ino,
+    rdev: n.rdev,
+    blksize: 4096,
+    blocks: Math.ceil(n.size / 512),
+    atime: t,
+    mtime: t,
+    ctime: t,
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * Sequential read detection with a growing window, after mountpoint-s3's prefetcher: each read
+ * that continues the previous one doubles the window (up to `maxWindow`); a seek resets it. The
+ * next batch is requested when less than half a window is left ahead, so requests stay large
+ * enough to be coalesced instead of trickling one chunk at a time.
+ */
+export interface ReadaheadPolicy {
+  initialWindow: number;
+  maxWindow: number;
+}
+
+export const DEFAULT_READAHEAD: ReadaheadPolicy = { initialWindow: 1 << 20, maxWindow: 32 << 20 };
+
+/** How far a read may land from the previous one and still count as sequential. */
+const SEQUENTIAL_SLACK = 1 << 20;
+
+export class SequentialReadahead {
+  private expected = -1;
+  private window: number;
+  private fetchedTo = 0;
+
+  constructor(private readonly policy: ReadaheadPolicy = DEFAULT_READAHEAD) {
+    this.window = policy.initialWindow;
+  }
+
+  /** Records a read; returns the range to prefetch now, if any. */
+  onRead(offset: number, length: number, size: number): { offset: number; length: number } | undefined {
+    const end = offset + length;
+    // The kernel issues several read-ahead requests at once and they can arrive out of order:
+    // a read near the last one is still sequential (mountpoint-s3 tolerates the same jitter).
+    if (this.expected < 0 || Math.abs(offset - this.expected) > SEQUENTIAL_SLACK) {
+      this.expected = end;
+      this.window = this.policy.initialWindow;
+      this.fetchedTo = end;
+      return undefined;
+    }
+    this.expected = Math.max(this.expected, end);
+    this.window = Math.min(this.policy.maxWindow, this.window * 2);
+    if (this.fetchedTo < end) this.fetchedTo = end;
+    if (this.fetchedTo - end >= this.window / 2 || this.fetchedTo >= size) return undefined;
+    const to = Math.min(size, end + this.window);
+    const r = { offset: this.fetchedTo, length: to - this.fetchedTo };
+    this.fetchedTo = to;
+    return r;
+  }
+
+  get currentWindow(): number {
+    return this.window;
+  }
+}

@@ -1,0 +1,195 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
+import { buildSmallImage } from '../helpers/fixture-image.js';
+import { type BuiltImage, patternBytes, pushImage, pushRawImage } from '../helpers/images.js';
+import { CLI, forceUnmount, isMounted, parsePrometheus, startMount } from '../helpers/mount.js';
+import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
+import { freePort, tempDir, waitFor } from '../helpers/tmp.js';
+
+const run = promisify(execFile);
+const BIG = patternBytes(100_000_000, 99);
+const BIG_SHA = createHash('sha256').update(BIG).digest('hex');
+
+let dir: { path: string; cleanup: () => Promise<void> };
+let reg: RunningRegistry;
+let proxy: FaultProxy;
+let small: BuiltImage;
+let big: Awaited<ReturnType<typeof pushRawImage>>;
+const mounts: string[] = [];
+
+before(async () => {
+  dir = await tempDir('e2e-mount');
+  reg = await startRegistry({ root: join(dir.path, 'storage'), workDir: dir.path });
+  small = await buildSmallImage(dir.path);
+  await pushImage(small, reg.host, 'e2e/small');
+  big = await pushRawImage(reg.url, 'e2e/big', 'v1', [BIG, patternBytes(3 << 20, 5)]);
+  proxy = await startFaultProxy(reg.url);
+});
+
+after(async () => {
+  for (const m of mounts) await forceUnmount(m);
+  await proxy?.close();
+  await reg?.stop();
+  await dir?.cleanup();
+});
+
+async function mountpoint(name: string): Promise<string> {
+  const p = join(dir.path, name);
+  await mkdir(p, { recursive: true });
+  mounts.push(p);
+  return p;
+}
+
+const common = (name: string): string[] => ['--cache-dir', join(dir.path, `cache-${name}`), '--log-level', 'warn'];
+
+test('blobs hash to their digests, sizes are exact, and listing fetches no blob data', async () => {
+  const mnt = await mountpoint('m1');
+  const before = proxy.count(/\/blobs\//, 'GET');
+  const m = await startMount(`${proxy.host}/e2e/small`, mnt, common('m1'));
+  try {
+    const { stdout: ls } = await run('ls', ['-lR', mnt]);
+    assert.equal(proxy.count(/\/blobs\//, 'GET') - before, 1, 'only the config blob was fetched (at resolve time)');
+    for (const l of [...small.layers, small.config]) {
+      const st = await stat(join(mnt, 'blobs', l.digest));
+      assert.equal(st.size, l.size);
+      assert.ok(ls.includes(l.digest));
+    }
+    const { stdout } = await run('sh', ['-c', `cd ${mnt}/blobs && sha256sum *`]);
+    for (const line of stdout.trim().split('\n')) {
+      const [sum, name] = line.split(/\s+/);
+      assert.equal(`sha256:${sum}`, name);
+    }
+    assert.equal(stdout.trim().split('\n').length, small.layers.length + 1);
+    const manifest = await run('sha256sum', [join(mnt, 'manifest.json')]);
+    assert.equal(`sha256:${manifest.stdout.split(' ')[0]}`, small.manifestDigest, 'manifest.json is byte-exact');
+    await assert.rejects(run('touch', [join(mnt, 'new-file')]), /Read-only file system|Permission denied/);
+  } finally {
+    assert.deepEqual(await m.stop(), [0, null]);
+  }
+  assert.equal(await isMounted(mnt), false);
+});
+
+test('dd of a 100 MB layer from a cold mount: correct bytes, ≥ 8 MiB in flight, metrics match', async () => {
+  const mnt = await mountpoint('m2');
+  const port = await freePort();
+  const m = await startMount(`${proxy.host}/e2e/big:v1`, mnt, [...common('m2'), '--metrics', `127.0.0.1:${port}`]);
+  try {
+    const layer = big.layers[0]!;
+    const { stdout } = await run('sh', ['-c', `dd if=${join(mnt, 'blobs', layer.digest)} bs=1M status=none | sha256sum`]);
+    assert.equal(stdout.split(' ')[0], BIG_SHA);
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const metrics = parsePrometheus(text);
+    assert.ok(metrics.get('regfs_fetch_in_flight_bytes_peak')! >= 8 << 20, `peak in flight ${metrics.get('regfs_fetch_in_flight_bytes_peak')}`);
+    // Counters match what we did: the config at resolve time plus the whole layer, once.
+    assert.equal(metrics.get('regfs_fetched_bytes_total'), layer.size);
+    assert.equal(metrics.get('regfs_served_bytes_total'), layer.size);
+    const requests = metrics.get('regfs_range_requests_total')!;
+    assert.ok(requests <= Math.ceil(layer.size / (8 << 20)) + 8, `range requests ${requests}`);
+    assert.equal(metrics.get(`regfs_http_requests_total{host="${proxy.host}",kind="manifest",status="200"}`), 1);
+    assert.equal(metrics.get('regfs_cache_corruptions_total'), 0);
+    assert.ok(metrics.has('regfs_read_duration_seconds_count'));
+    assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+  } finally {
+    assert.deepEqual(await m.stop(), [0, null]);
+  }
+});
+
+test('registry killed during a cold cat: EIO within the budget, daemon stays up, recovers', async () => {
+  const mnt = await mountpoint('m3');
+  const m = await startMount(`${proxy.host}/e2e/big:v1`, mnt, [...common('m3'), '--retry-budget', '3s']);
+  const file = join(mnt, 'blobs', big.layers[0]!.digest);
+  try {
+    await run('dd', [`if=${file}`, 'of=/dev/null', 'bs=1M', 'count=4', 'status=none']);
+    proxy.throttle(10 << 20);
+    const t0 = Date.now();
+    const cat = run('sh', ['-c', `cat ${file} > /dev/null`]).then(
+      () => 'ok',
+      (e: { stderr: string }) => e.stderr,
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    await reg.kill();
+    const outcome = await cat;
+    const took = Date.now() - t0;
+    assert.match(outcome, /Input\/output error/);
+    assert.ok(took < 1000 + 3000 + 5000 + 2000, `took ${took} ms`);
+    // Still up: listing and cached ranges work with the registry gone.
+    assert.ok((await readdir(join(mnt, 'blobs'))).length >= 2);
+    const head = await run('sh', ['-c', `dd if=${file} bs=1M count=4 status=none | sha256sum`]);
+    assert.equal(head.stdout.split(' ')[0], createHash('sha256').update(BIG.subarray(0, 4 << 20)).digest('hex'));
+    await reg.restart();
+    proxy.throttle(0);
+    const { stdout } = await run('sh', ['-c', `sha256sum < ${file}`]);
+    assert.equal(stdout.split(' ')[0], BIG_SHA);
+  } finally {
+    proxy.throttle(0);
+    assert.deepEqual(await m.stop(), [0, null]);
+  }
+});
+
+test('kill -9 of the daemon leaves a dead mount that regfs mount (and regfs unmount) clear', async () => {
+  const mnt = await mountpoint('m4');
+  const m = await startMount(`${proxy.host}/e2e/small`, mnt, common('m4'));
+  await m.stop('SIGKILL');
+  await assert.rejects(stat(join(mnt, 'blobs')), /ENOTCONN|Transport endpoint is not connected/);
+  const again = await startMount(`${proxy.host}/e2e/small`, mnt, common('m4'));
+  assert.ok((await readdir(join(mnt, 'blobs'))).length >= 2);
+  await again.stop('SIGKILL');
+  const { stdout } = await run('node', [CLI, 'unmount', mnt]);
+  assert.match(stdout, /unmounted/);
+  assert.equal(await isMounted(mnt), false);
+  await stat(mnt); // a plain directory again
+});
+
+test('SIGTERM during 8 parallel readers: exit 0, mount gone, nothing dead left', async () => {
+  const mnt = await mountpoint('m5');
+  const m = await startMount(`${proxy.host}/e2e/big:v1`, mnt, common('m5'));
+  proxy.throttle(20 << 20);
+  try {
+    const file = join(mnt, 'blobs', big.layers[0]!.digest);
+    const readers = Array.from({ length: 8 }, (_v, i) =>
+      run('dd', [`if=${file}`, 'of=/dev/null', 'bs=1M', `skip=${i * 10}`, 'count=10', 'status=none']).then(() => 'ok', () => 'failed'),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = Date.now();
+    assert.deepEqual(await m.stop('SIGTERM'), [0, null]);
+    assert.ok(Date.now() - t0 < 10_000);
+    const outcomes = await Promise.all(readers);
+    assert.equal(outcomes.length, 8);
+    assert.equal(await isMounted(mnt), false);
+    await stat(mnt);
+  } finally {
+    proxy.throttle(0);
+  }
+});
+
+test('--daemon returns once the mount answers; a bad reference exits non-zero with the reason', async () => {
+  const mnt = await mountpoint('m6');
+  const { stdout } = await run('node', [CLI, 'mount', `${proxy.host}/e2e/small`, mnt, '--daemon', ...common('m6')]);
+  assert.match(stdout, /^regfs: mounted /);
+  assert.ok((await readdir(mnt)).includes('manifest.json'), 'ls works as soon as --daemon returns');
+  const { stdout: un } = await run('node', [CLI, 'unmount', mnt]);
+  assert.match(un, /unmounted/);
+  await waitFor('daemon exit after unmount', async () => !(await isMounted(mnt)));
+
+  const bad = await run('node', [CLI, 'mount', `${proxy.host}/e2e/nosuch:tag`, mnt, '--daemon', ...common('m6b')]).then(
+    () => ({ code: 0, stderr: '' }),
+    (e: { code: number; stderr: string }) => e,
+  );
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /manifest .*e2e\/nosuch:tag not found/);
+  assert.equal(await isMounted(mnt), false);
+});
+
+test('a missing mountpoint and an unparsable reference get clear errors', async () => {
+  const r1 = await run('node', [CLI, 'mount', `${proxy.host}/e2e/small`, join(dir.path, 'nope'), ...common('x')]).catch((e: { stderr: string }) => e);
+  assert.match(r1.stderr, /mountpoint .*nope: does not exist/);
+  const r2 = await run('node', [CLI, 'mount', 'Bad Ref', join(dir.path, 'nope'), ...common('x')]).catch((e: { stderr: string }) => e);
+  assert.match(r2.stderr, /invalid image reference "Bad Ref"/);
+  void spawn;
+});
