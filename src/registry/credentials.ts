@@ -128,6 +128,8 @@ function runHelper(name: string, serverUrl: string, timeoutMs: number): Promise<
         reject(new CredentialHelperError(name, serverUrl, 'did not print JSON'));
       }
     });
+    // A helper may exit without reading stdin; that EPIPE is not our error, its exit status is.
+    child.stdin.on('error', () => {});
     child.stdin.end(serverUrl);
   });
 }

@@ -8,6 +8,11 @@ import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
 import { pushBlob, patternBytes } from '../helpers/images.js';
 import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
+import { ChunkReader } from '../../src/blob/chunk-reader.js';
+import { DiskChunkStore } from '../../src/cache/disk-chunk-store.js';
+import { parseDigest } from '../../src/lib/digest.js';
+import { createBlobFetcher } from '../../src/registry/index.js';
+import { makeRegistry } from '../helpers/client.js';
 
 const run = promisify(execFile);
 const CLI = join(import.meta.dirname, '../../../dist/cli/main.js');
@@ -96,4 +101,37 @@ test('cache verify finds and removes a corrupted chunk, exiting non-zero', async
   await run('node', [CLI, 'cache', 'clear', '--cache-dir', cache]);
   const cleared = JSON.parse((await run('node', [CLI, 'cache', 'stats', '--json', '--cache-dir', cache])).stdout) as Record<string, number>;
   assert.equal(cleared['chunks'], 0);
+});
+
+test('through a real registry: 32 concurrent reads of one missing chunk → 1 range request; an 8 MiB read → 1', async () => {
+  const t = await tempDir('cache-real');
+  const store = await DiskChunkStore.open({ dir: t.path, maxBytes: 1 << 30, lock: true });
+  const { registry } = makeRegistry();
+  try {
+    const fetcher = createBlobFetcher(registry.client, { endpoint: proxy.host, repository: 'test/big' });
+    const reader = new ChunkReader(store, fetcher, { chunkSize: 1 << 20, maxRequestBytes: 16 << 20, globalConcurrency: 16, perBlobConcurrency: 8 });
+    const d = parseDigest(digest);
+    reader.knowSize(d, BLOB.length);
+    const ranges = (): number => proxy.requests.filter((r) => r.path.includes('/blobs/') && r.headers.range).length;
+    const before = ranges();
+    const ok = await Promise.all(
+      Array.from({ length: 32 }, async (_v, i) => {
+        const b = Buffer.alloc(2000);
+        await reader.readAt(d, (5 << 20) + i * 3000, b);
+        return b.equals(BLOB.subarray((5 << 20) + i * 3000, (5 << 20) + i * 3000 + 2000));
+      }),
+    );
+    assert.deepEqual(ok.filter((x) => !x), []);
+    assert.equal(ranges() - before, 1);
+    const big = Buffer.alloc(8 << 20);
+    await reader.readAt(d, 16 << 20, big);
+    assert.ok(big.equals(BLOB.subarray(16 << 20, 24 << 20)));
+    assert.equal(ranges() - before, 2);
+    assert.equal(proxy.requests[proxy.requests.length - 1]!.headers.range, `bytes=${16 << 20}-${(24 << 20) - 1}`);
+    await reader.flush();
+  } finally {
+    await registry.close();
+    await store.close();
+    await t.cleanup();
+  }
 });

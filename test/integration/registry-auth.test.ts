@@ -173,3 +173,28 @@ test('htpasswd registry: credentials from a docker config.json work; a wrong pas
   const attempts = log.split('\n').filter((l) => l.includes('/v2/test/auth/blobs/') && l.includes('carol')).length;
   assert.ok(attempts <= 2, `no retry storm: ${attempts} authenticated attempts`);
 });
+
+test('credential helpers: credHelpers supplies the password; a failing helper is a clear error', async () => {
+  const htpasswd = join(dir.path, 'htpasswd-helper');
+  await writeFile(htpasswd, (await run('htpasswd', ['-Bbn', 'erin', 'helper-pass'])).stdout);
+  const reg = await startRegistry({ root: storage, workDir: dir.path, auth: { kind: 'htpasswd', path: htpasswd } });
+  stops.push(reg.stop);
+  const bin = join(dir.path, 'bin');
+  await run('mkdir', ['-p', bin]);
+  // The docker-credential-helpers protocol: `get`, server URL on stdin, JSON on stdout.
+  await writeFile(join(bin, 'docker-credential-regfstest'), '#!/bin/sh\nread host\necho "{\\"ServerURL\\":\\"$host\\",\\"Username\\":\\"erin\\",\\"Secret\\":\\"helper-pass\\"}"\n', { mode: 0o755 });
+  await writeFile(join(bin, 'docker-credential-broken'), '#!/bin/sh\necho "keychain locked" >&2\nexit 3\n', { mode: 0o755 });
+  const helperCfg = join(dir.path, 'docker-helper.json');
+  await writeFile(helperCfg, JSON.stringify({ credHelpers: { [reg.host]: 'regfstest' } }));
+  const env = { ...process.env, PATH: `${bin}:${process.env['PATH']}` };
+  const ok = await run('sh', ['-c', `node ${CLI} blob ${reg.host}/test/auth ${digest} --docker-config ${helperCfg} --cache-dir ${join(dir.path, 'cache-helper')} --log-level warn | sha256sum`], { env });
+  assert.equal(`sha256:${ok.stdout.split(' ')[0]}`, digest);
+  const brokenCfg = join(dir.path, 'docker-broken.json');
+  await writeFile(brokenCfg, JSON.stringify({ credsStore: 'broken' }));
+  const bad = await run('node', [CLI, 'blob', `${reg.host}/test/auth`, digest, '--docker-config', brokenCfg, '--cache-dir', join(dir.path, 'cache-broken')], { env }).then(
+    () => ({ code: 0, stderr: '' }),
+    (e: { code: number; stderr: string }) => e,
+  );
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /credential helper docker-credential-broken failed for .*exit 3: keychain locked/);
+});
