@@ -53,7 +53,7 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
       routes.route(b.digest, fetcher);
       reader.knowSize(b.digest, b.size);
     }
-    const root = buildImageLayout({ manifestBytes: img.manifestBytes, configBytes: img.configBytes, blobs, createdMs: createdMs(img.config) }, reader);
+    const root = buildImageLayout({ manifestBytes: img.manifestBytes, configBytes: img.configBytes, configDigest: img.manifest.config.digest, blobs, createdMs: createdMs(img.config) }, reader);
     const fs = new ReadOnlyFilesystem(root, { onRead: (_n, ms) => metrics.readDuration.observe(ms / 1000) });
 
     let mount: FuseMount | undefined;

@@ -6,6 +6,7 @@ import { type FileContent, type FsNode, InodeAllocator, bytesContent, makeDir, m
 export interface ImageDescription {
   manifestBytes: Buffer;
   configBytes: Buffer;
+  configDigest: Digest;
   /** Config and layers, each once. */
   blobs: { digest: Digest; size: number }[];
   /** Image creation time (config `created`) for directory mtimes; 0 when unknown. */
@@ -42,7 +43,9 @@ export function buildImageLayout(img: ImageDescription, reader: PrefetchingBlobR
   root.children!.set('blobs', blobs);
   for (const b of img.blobs) {
     if (blobs.children!.has(b.digest)) continue;
-    blobs.children!.set(b.digest, makeFile(inodes.allocate(), blobContent(reader, b.digest, b.size), t));
+    // The config is already in memory, verified: no reason to fetch it again.
+    const content = b.digest === img.configDigest ? bytesContent(img.configBytes) : blobContent(reader, b.digest, b.size);
+    blobs.children!.set(b.digest, makeFile(inodes.allocate(), content, t));
   }
   root.nlink = 2 + 1;
   return root;

@@ -193,3 +193,27 @@ test('a missing mountpoint and an unparsable reference get clear errors', async 
   assert.match(r2.stderr, /invalid image reference "Bad Ref"/);
   void spawn;
 });
+
+test('--prefetch all fetches every layer in the background once mounted, within the rate cap', async () => {
+  const mnt = await mountpoint('m7');
+  const port = await freePort();
+  const total = big.layers.reduce((n, l) => n + l.size, 0);
+  const t0 = Date.now();
+  const m = await startMount(`${proxy.host}/e2e/big:v1`, mnt, [...common('m7'), '--metrics', `127.0.0.1:${port}`, '--prefetch', 'all', '--prefetch-rate', '50MiB']);
+  try {
+    let fetched = 0;
+    await waitFor('prefetch to finish', async () => {
+      fetched = parsePrometheus(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).get('regfs_fetched_bytes_total') ?? 0;
+      return fetched >= total;
+    }, 60_000);
+    assert.equal(fetched, total);
+    const seconds = (Date.now() - t0) / 1000;
+    assert.ok(seconds >= total / (50 << 20) - 1, `took ${seconds} s: the 50 MiB/s cap holds`);
+    // Everything is local now: a full read makes no range request.
+    const before = proxy.count(/\/blobs\//);
+    await run('sh', ['-c', `cat ${mnt}/blobs/* > /dev/null`]);
+    assert.equal(proxy.count(/\/blobs\//), before);
+  } finally {
+    assert.deepEqual(await m.stop(), [0, null]);
+  }
+});

@@ -18,7 +18,7 @@ test('the image layout lists and stats without reading blob data', async () => {
   const d = up.add(layer);
   const cfgBytes = Buffer.from('{"os":"linux"}');
   const c = up.add(cfgBytes);
-  const root = buildImageLayout({ manifestBytes: Buffer.from('{}'), configBytes: cfgBytes, blobs: [{ digest: c, size: cfgBytes.length }, { digest: d, size: layer.length }, { digest: d, size: layer.length }], createdMs: 1000 }, up);
+  const root = buildImageLayout({ manifestBytes: Buffer.from('{}'), configBytes: cfgBytes, configDigest: c, blobs: [{ digest: c, size: cfgBytes.length }, { digest: d, size: layer.length }, { digest: d, size: layer.length }], createdMs: 1000 }, up);
   const fs = new ReadOnlyFilesystem(root);
   const { names } = await fs.readdir('/blobs');
   assert.deepEqual(names.sort(), ['.', '..', c, d].sort());
