@@ -13,6 +13,7 @@ PKGS=(
   skopeo umoci              # build and push real images; unpack ground truth
   apache2-utils openssl     # htpasswd and the token service's certificate in the tests
   curl ca-certificates
+  python3 make g++         # node-gyp builds the zlib addon in native/
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -31,4 +32,5 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+[ -f native/build/Release/regfs_native.node ] || npm run build:native --silent
 npm run build --silent
