@@ -22,6 +22,8 @@ export class Metrics {
   readonly observer: RegistryObserver;
   readonly readDuration: Histogram;
   private sources: MetricSources = {};
+  private readonly indexes: Counter;
+  private readonly indexDone: Gauge;
 
   constructor() {
     const r = this.registry;
@@ -41,6 +43,8 @@ export class Metrics {
       buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
       registers: [r],
     });
+    this.indexes = new Counter({ name: 'regfs_layer_indexes_built_total', help: 'Layer indexes built (a full pass over the layer)', labelNames: ['format'], registers: [r] });
+    this.indexDone = new Gauge({ name: 'regfs_layer_index_progress_ratio', help: 'Progress of layer indexing passes (1 = done)', labelNames: ['layer'], registers: [r] });
     const sources = (): MetricSources => this.sources;
     // Monotonic counters kept elsewhere: advance by the difference at each scrape.
     const mirror = (name: string, help: string, read: () => number | undefined): void => {
@@ -84,6 +88,14 @@ export class Metrics {
     gauge('regfs_fetch_in_flight_bytes', 'Bytes of range requests in flight', () => rd()?.inFlightBytes);
     gauge('regfs_fetch_in_flight_bytes_peak', 'Most bytes of range requests ever in flight at once', () => rd()?.peakInFlightBytes);
     gauge('regfs_reads_in_flight', 'FUSE reads being answered', () => sources().readsInFlight?.());
+  }
+
+  indexBuilt(format: string): void {
+    this.indexes.inc({ format });
+  }
+
+  indexProgress(layer: string, done: number, total: number): void {
+    this.indexDone.set({ layer }, total > 0 ? done / total : 1);
   }
 
   attach(sources: MetricSources): void {

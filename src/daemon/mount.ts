@@ -1,5 +1,10 @@
 import type { RegfsConfig } from '../config/schema.js';
-import { buildImageLayout } from '../fs/image-layout.js';
+import { addImageTrees, buildImageLayout } from '../fs/image-layout.js';
+import { InodeAllocator } from '../fs/node.js';
+import { ImageTrees } from '../image/image-trees.js';
+import { openLayer } from '../image/layer.js';
+import { DiskIndexStore } from '../cache/index-store.js';
+import { MemoryChunkCache } from '../cache/memory-chunk-cache.js';
 import { ReadOnlyFilesystem } from '../fs/filesystem.js';
 import type { FuseMount } from '../fs/fuse-adapter.js';
 import { withDeadline } from '../lib/abort.js';
@@ -53,7 +58,24 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
       routes.route(b.digest, fetcher);
       reader.knowSize(b.digest, b.size);
     }
-    const root = buildImageLayout({ manifestBytes: img.manifestBytes, configBytes: img.configBytes, configDigest: img.manifest.config.digest, blobs, createdMs: createdMs(img.config) }, reader);
+    const inodes = new InodeAllocator();
+    const root = buildImageLayout({ manifestBytes: img.manifestBytes, configBytes: img.configBytes, configDigest: img.manifest.config.digest, blobs, createdMs: createdMs(img.config) }, reader, inodes);
+    const indexes = await DiskIndexStore.open(cfg.cacheDir);
+    const spans = new MemoryChunkCache(32 << 20);
+    const layers = img.manifest.layers.map((d) =>
+      openLayer(d, {
+        blobs: reader,
+        indexes,
+        spans,
+        log: logger,
+        onIndexBuilt: (digest, format, ms) => {
+          metrics.indexBuilt(format);
+          logger.info({ layer: digest, format, ms }, 'layer indexed');
+        },
+        onIndexProgress: (digest, done, total) => metrics.indexProgress(digest, done, total),
+      }),
+    );
+    addImageTrees(root, new ImageTrees(layers, (layer, p) => logger.warn({ layer, entry: p.path }, p.why)), inodes);
     const fs = new ReadOnlyFilesystem(root, { onRead: (_n, ms) => metrics.readDuration.observe(ms / 1000) });
 
     let mount: FuseMount | undefined;

@@ -1,5 +1,8 @@
 import type { BlobReader } from '../lib/blob-reader.js';
 import type { Digest } from '../lib/digest.js';
+import type { ImageTrees } from '../image/image-trees.js';
+import type { ImageNode } from '../image/tree.js';
+import { toFsTree } from './image-tree.js';
 import { type FileContent, type FsNode, InodeAllocator, bytesContent, makeDir, makeFile } from './node.js';
 
 /** What the mount shows of one image, independent of where it came from. */
@@ -47,6 +50,37 @@ export function buildImageLayout(img: ImageDescription, reader: PrefetchingBlobR
     const content = b.digest === img.configDigest ? bytesContent(img.configBytes) : blobContent(reader, b.digest, b.size);
     blobs.children!.set(b.digest, makeFile(inodes.allocate(), content, t));
   }
-  root.nlink = 2 + 1;
+  root.nlink = 3;
   return root;
+}
+
+/**
+ * Adds `layers/<digest>/` (each layer as an overlayfs lower dir) and `rootfs/` (the merged tree).
+ * Both are lazy: nothing is indexed until someone looks inside.
+ */
+export function addImageTrees(root: FsNode, trees: ImageTrees, inodes: InodeAllocator): void {
+  const t = { mtimeMs: root.mtimeMs };
+  const contentOf = (n: ImageNode): FileContent => {
+    const layer = trees.layers[n.data!.layer]!;
+    const entry = n.data!.entry;
+    return { size: entry.size, read: (offset, into, signal) => layer.read(entry, offset, into, signal) };
+  };
+  const fill = (dir: FsNode, tree: () => Promise<ImageNode>): void => {
+    dir.load = async () => {
+      const built = toFsTree(await tree(), inodes, contentOf, dir.ino);
+      Object.assign(dir, { mode: built.mode, uid: built.uid, gid: built.gid, mtimeMs: built.mtimeMs, nlink: built.nlink, children: built.children, xattrs: built.xattrs });
+    };
+  };
+  const layers = makeDir(inodes.allocate(), t);
+  trees.layers.forEach((layer, i) => {
+    const d = makeDir(inodes.allocate(), t);
+    fill(d, () => trees.layerTree(i));
+    layers.children!.set(layer.descriptor.digest, d);
+    layers.nlink++;
+  });
+  const rootfs = makeDir(inodes.allocate(), t);
+  fill(rootfs, () => trees.rootfs());
+  root.children!.set('layers', layers);
+  root.children!.set('rootfs', rootfs);
+  root.nlink += 2;
 }

@@ -94,9 +94,17 @@ export { randomBytes, writeFile, mkdir, cp, symlink };
  * Pushes an image whose layers are the given bytes as-is (no tar inside): enough for the blob
  * layout and for large-blob tests, where building a real 100 MB layer would only cost time.
  */
-export async function pushRawImage(registryUrl: string, repo: string, tag: string, layers: Buffer[]): Promise<{ manifestDigest: string; layers: { digest: string; size: number }[]; config: { digest: string; size: number } }> {
+export async function pushRawImage(
+  registryUrl: string,
+  repo: string,
+  tag: string,
+  layers: (Buffer | { data: Buffer; mediaType: string })[],
+): Promise<{ manifestDigest: string; layers: { digest: string; size: number }[]; config: { digest: string; size: number } }> {
   const descs = [];
-  for (const l of layers) descs.push({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: await pushBlob(registryUrl, repo, l), size: l.length });
+  for (const l of layers) {
+    const { data, mediaType } = Buffer.isBuffer(l) ? { data: l, mediaType: 'application/vnd.oci.image.layer.v1.tar' } : l;
+    descs.push({ mediaType, digest: await pushBlob(registryUrl, repo, data), size: data.length });
+  }
   const config = Buffer.from(
     JSON.stringify({ architecture: 'amd64', os: 'linux', created: '2026-01-02T03:04:05Z', rootfs: { type: 'layers', diff_ids: descs.map((d) => d.digest) }, config: {} }),
   );
