@@ -2,7 +2,8 @@ import type { RegfsConfig } from '../config/schema.js';
 import { addImageTrees, buildImageLayout } from '../fs/image-layout.js';
 import { InodeAllocator } from '../fs/node.js';
 import { ImageTrees } from '../image/image-trees.js';
-import { openLayer } from '../image/layer.js';
+import { type Layer, openLayer } from '../image/layer.js';
+import { TOC_DIGEST_ANNOTATION } from '../image/estargz.js';
 import { DiskIndexStore } from '../cache/index-store.js';
 import { MemoryChunkCache } from '../cache/memory-chunk-cache.js';
 import { ReadOnlyFilesystem } from '../fs/filesystem.js';
@@ -109,6 +110,7 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
       metrics: metricsAddr,
     });
     if (cfg.prefetch === 'all') void prefetchAll(reader, img, cfg.prefetchRate, logger);
+    else void prefetchLandmarks(reader, layers, logger);
     const why = await hooks.stopped;
     logger.info({ signal: why }, 'stopping');
   } finally {
@@ -139,4 +141,22 @@ async function prefetchAll(reader: ChunkReader, img: ResolvedImage, rate: number
     }
   }
   logger.info({ bytes: done, seconds: (Date.now() - started) / 1000 }, 'prefetch done');
+}
+
+/** eStargz `.prefetch.landmark`: the files before it are what the image needs first; fetch them now. */
+async function prefetchLandmarks(reader: ChunkReader, layers: Layer[], logger: Logger): Promise<void> {
+  await Promise.all(
+    layers
+      .filter((l) => l.descriptor.annotations?.[TOC_DIGEST_ANNOTATION] !== undefined)
+      .map(async (l) => {
+        try {
+          const r = await l.prefetchRange?.();
+          if (!r || r.end <= r.start) return;
+          await reader.prefetch(l.descriptor.digest, r.start, r.end - r.start, l.descriptor.size);
+          logger.info({ layer: l.descriptor.digest, bytes: r.end - r.start }, 'prefetched up to the eStargz landmark');
+        } catch (e) {
+          logger.warn({ layer: l.descriptor.digest, err: (e as Error).message }, 'landmark prefetch failed; reads will fetch on demand');
+        }
+      }),
+  );
 }

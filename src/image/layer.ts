@@ -9,6 +9,7 @@ import { type LayerIndex, decodeIndex, encodeIndex } from './index-codec.js';
 import type { TarEntry } from './tar-entry.js';
 import { TarFormatError } from './tar-header.js';
 import { TarStreamParser } from './tar-stream.js';
+import { TOC_DIGEST_ANNOTATION, openEStargzLayer, parseFooter } from './estargz.js';
 
 export interface LayerDescriptor {
   digest: Digest;
@@ -41,6 +42,8 @@ export interface Layer {
   readonly descriptor: LayerDescriptor;
   entries(): Promise<TarEntry[]>;
   read(entry: TarEntry, offset: number, into: Uint8Array, signal?: AbortSignal): Promise<number>;
+  /** Compressed bytes worth fetching as soon as the mount is ready (eStargz prefetch landmark). */
+  prefetchRange?(): Promise<{ start: number; end: number } | undefined>;
 }
 
 const GZIP_TYPES = new Set([
@@ -66,6 +69,37 @@ export function layerFormat(mediaType: string): 'gzip' | 'tar' | undefined {
  * saved; reads go straight to the blob (tar) or through the checkpoint index (gzip).
  */
 export function openLayer(desc: LayerDescriptor, deps: LayerDeps): Layer {
+  if (desc.annotations?.[TOC_DIGEST_ANNOTATION] !== undefined && layerFormat(desc.mediaType) === 'gzip') return openEStargzLayer(desc, deps);
+  if (layerFormat(desc.mediaType) !== 'gzip') return openIndexedLayer(desc, deps);
+  // A gzip layer may be eStargz without the annotation: its footer says so. Decide once, on first
+  // use; a layer already indexed as plain gzip needs no probe.
+  let impl: Promise<Layer> | undefined;
+  const resolve = (): Promise<Layer> => {
+    if (!impl) {
+      impl = (async () => {
+        if (await deps.indexes.load(indexKey(desc, 'gzip')).catch(() => undefined)) return openIndexedLayer(desc, deps);
+        const tail = Buffer.alloc(Math.min(desc.size, 51));
+        await deps.blobs.readAt(desc.digest, desc.size - tail.length, tail);
+        const toc = parseFooter(tail);
+        return toc === undefined ? openIndexedLayer(desc, deps) : openEStargzLayer(desc, deps, toc);
+      })();
+      impl.catch(() => (impl = undefined));
+    }
+    return impl;
+  };
+  return {
+    descriptor: desc,
+    entries: async () => (await resolve()).entries(),
+    read: async (entry, offset, into, signal) => (await resolve()).read(entry, offset, into, signal),
+    prefetchRange: async () => (await resolve()).prefetchRange?.(),
+  };
+}
+
+function indexKey(desc: LayerDescriptor, format: string): string {
+  return `${desc.digest.replace(':', '-')}.${format}`;
+}
+
+function openIndexedLayer(desc: LayerDescriptor, deps: LayerDeps): Layer {
   const format = layerFormat(desc.mediaType);
   let index: Promise<LayerIndex> | undefined;
   let gzipReader: GzipRandomReader | undefined;
@@ -73,7 +107,7 @@ export function openLayer(desc: LayerDescriptor, deps: LayerDeps): Layer {
 
   const load = async (): Promise<LayerIndex> => {
     if (!format) throw new UnsupportedMediaTypeError(desc.mediaType, 'layer', { digest: desc.digest });
-    const key = `${desc.digest.replace(':', '-')}.${format}`;
+    const key = indexKey(desc, format);
     const stored = await deps.indexes.load(key).catch(() => undefined);
     const decoded = stored ? await decodeIndex(stored) : undefined;
     if (decoded && decoded.format === format && decoded.compressedSize === desc.size) return decoded;

@@ -98,12 +98,12 @@ export async function pushRawImage(
   registryUrl: string,
   repo: string,
   tag: string,
-  layers: (Buffer | { data: Buffer; mediaType: string })[],
+  layers: (Buffer | { data: Buffer; mediaType: string; annotations?: Record<string, string> })[],
 ): Promise<{ manifestDigest: string; layers: { digest: string; size: number }[]; config: { digest: string; size: number } }> {
   const descs = [];
   for (const l of layers) {
-    const { data, mediaType } = Buffer.isBuffer(l) ? { data: l, mediaType: 'application/vnd.oci.image.layer.v1.tar' } : l;
-    descs.push({ mediaType, digest: await pushBlob(registryUrl, repo, data), size: data.length });
+    const { data, mediaType, annotations } = Buffer.isBuffer(l) ? { data: l, mediaType: 'application/vnd.oci.image.layer.v1.tar', annotations: undefined } : l;
+    descs.push({ mediaType, digest: await pushBlob(registryUrl, repo, data), size: data.length, ...(annotations ? { annotations } : {}) });
   }
   const config = Buffer.from(
     JSON.stringify({ architecture: 'amd64', os: 'linux', created: '2026-01-02T03:04:05Z', rootfs: { type: 'layers', diff_ids: descs.map((d) => d.digest) }, config: {} }),
