@@ -47,6 +47,8 @@ export type Upstream = BlobReader;
 export class ChunkReader implements BlobReader {
   readonly counters: ReaderCounters = newReaderCounters();
   private readonly inflight = new Map<string, Promise<Buffer>>();
+  /** Chunk key → moves its queued fetch ahead (set while the fetch waits for a slot). */
+  private readonly promoters = new Map<string, () => void>();
   private readonly sizes = new Map<string, Promise<number>>();
   private readonly global: Semaphore;
   private readonly perBlob = new Map<string, { sem: Semaphore; users: number }>();
@@ -103,7 +105,7 @@ export class ChunkReader implements BlobReader {
     const last = Math.floor((end - 1) / cs);
     // Fetches are shared between readers, so they are not tied to this caller's signal; the
     // registry's retry budget bounds them. The signal only guards the copy below.
-    const chunks = await Promise.all(this.chunks(digest, size, first, last, undefined));
+    const chunks = await Promise.all(this.chunks(digest, size, first, last, undefined, true));
     if (signal?.aborted) throw new AbortedError({ digest });
     let copied = 0;
     for (let i = first; i <= last; i++) {
@@ -121,13 +123,36 @@ export class ChunkReader implements BlobReader {
     return copied;
   }
 
-  /** Makes sure chunks covering [offset, offset+length) are cached or being fetched (read-ahead). */
-  prefetch(digest: Digest, offset: number, length: number, size: number): Promise<void> {
+  /**
+   * Makes sure chunks covering [offset, offset+length) are cached or being fetched (read-ahead);
+   * with `near`, chunks already on disk are also loaded into the memory cache.
+   */
+  prefetch(digest: Digest, offset: number, length: number, size: number, near = false): Promise<void> {
     const end = Math.min(size, offset + length);
     if (offset >= end) return Promise.resolve();
     const cs = this.opts.chunkSize;
-    const all = this.chunks(digest, size, Math.floor(offset / cs), Math.floor((end - 1) / cs), undefined);
-    return Promise.all(all).then(() => undefined);
+    // Only what is missing: chunks already on disk stay there, and loading them into memory here
+    // would push the chunks being read right now out of the hot cache.
+    const waits: Promise<Buffer>[] = [];
+    let runStart = -1;
+    const first = Math.floor(offset / cs);
+    const last = Math.floor((end - 1) / cs);
+    // Right after a sequential reader, chunks on disk are read into memory now, so the reader
+    // finds them there instead of waiting for the disk one chunk at a time.
+    const warmUpTo = near ? last : first - 1;
+    for (let i = first; i <= warmUpTo; i++) {
+      const key = chunkKey(digest, cs, i);
+      if (this.opts.hot && !this.opts.hot.get(key) && !this.inflight.has(key) && this.store.has(key)) waits.push(...this.chunks(digest, size, i, i, undefined, false));
+    }
+    for (let i = first; i <= last + 1; i++) {
+      const missing = i <= last && !this.isCachedOrInFlight(digest, i);
+      if (missing && runStart < 0) runStart = i;
+      if (!missing && runStart >= 0) {
+        waits.push(...this.chunks(digest, size, runStart, i - 1, undefined, false));
+        runStart = -1;
+      }
+    }
+    return Promise.all(waits).then(() => undefined);
   }
 
   /** Whether a chunk is on disk or on its way (read-ahead uses it to skip work). */
@@ -145,7 +170,7 @@ export class ChunkReader implements BlobReader {
    * One promise per chunk in [first, last]. Chunks already in flight are shared; the rest are
    * looked up on disk and the misses fetched in coalesced runs.
    */
-  private chunks(digest: Digest, size: number, first: number, last: number, signal: AbortSignal | undefined): Promise<Buffer>[] {
+  private chunks(digest: Digest, size: number, first: number, last: number, signal: AbortSignal | undefined, urgent: boolean): Promise<Buffer>[] {
     const cs = this.opts.chunkSize;
     const out: Promise<Buffer>[] = [];
     const mine: Pending[] = [];
@@ -158,6 +183,8 @@ export class ChunkReader implements BlobReader {
         continue;
       }
       let p = this.inflight.get(key);
+      // A reader now waits for a chunk that read-ahead queued: move that fetch to the front.
+      if (p && urgent) this.promoters.get(key)?.();
       if (!p) {
         let resolve!: (b: Buffer) => void;
         let reject!: (e: unknown) => void;
@@ -176,7 +203,7 @@ export class ChunkReader implements BlobReader {
       out.push(p);
     }
     if (mine.length > 0) {
-      void this.load(digest, size, mine, signal).catch((e: unknown) => {
+      void this.load(digest, size, mine, signal, urgent).catch((e: unknown) => {
         for (const m of mine) {
           m.reject(e); // no-op for the ones already settled
           m.done();
@@ -191,6 +218,7 @@ export class ChunkReader implements BlobReader {
     size: number,
     mine: Pending[],
     signal: AbortSignal | undefined,
+    urgent: boolean,
   ): Promise<void> {
     const cs = this.opts.chunkSize;
     const found = await Promise.all(mine.map((m) => this.store.get(chunkKey(digest, cs, m.index)).catch(() => undefined)));
@@ -213,7 +241,7 @@ export class ChunkReader implements BlobReader {
       if (run && run[run.length - 1]!.index === m.index - 1 && run.length < maxChunks) run.push(m);
       else runs.push([m]);
     }
-    await Promise.all(runs.map((run) => this.fetchRun(digest, size, run, signal)));
+    await Promise.all(runs.map((run) => this.fetchRun(digest, size, run, signal, urgent)));
   }
 
   private async fetchRun(
@@ -221,6 +249,7 @@ export class ChunkReader implements BlobReader {
     size: number,
     run: Pending[],
     signal: AbortSignal | undefined,
+    urgent: boolean,
   ): Promise<void> {
     const cs = this.opts.chunkSize;
     const start = run[0]!.index * cs;
@@ -230,8 +259,22 @@ export class ChunkReader implements BlobReader {
       while (this.pendingWriteBytes > (this.opts.maxPendingWriteBytes ?? 64 << 20)) {
         await new Promise<void>((r) => this.writeWaiters.push(r));
       }
-      const buf = await blob.sem.run(() =>
-        this.global.run(async () => {
+      // Both semaphores are waited for with a promotable ticket: while this run waits, a reader
+      // that needs one of its chunks can move it ahead of other read-ahead.
+      const keys = run.map((m) => chunkKey(digest, cs, m.index));
+      let promoted = urgent;
+      let ticket = blob.sem.acquire(urgent);
+      const promote = (): void => {
+        promoted = true;
+        ticket.promote();
+      };
+      for (const k of keys) this.promoters.set(k, promote);
+      const releaseBlob = await ticket.ready;
+      ticket = this.global.acquire(promoted);
+      const releaseGlobal = await ticket.ready;
+      for (const k of keys) this.promoters.delete(k);
+      const buf = await (async () => {
+        try {
           const b = Buffer.allocUnsafe(end - start);
           this.counters.requests++;
           if (run.length > 1) this.counters.coalescedRequests++;
@@ -244,8 +287,11 @@ export class ChunkReader implements BlobReader {
           } finally {
             this.counters.inFlightBytes -= b.length;
           }
-        }),
-      );
+        } finally {
+          releaseGlobal();
+          releaseBlob();
+        }
+      })();
       this.counters.bytesFetched += buf.length;
       this.counters.chunkMisses += run.length;
       const writes: Promise<void>[] = [];

@@ -26,6 +26,8 @@ export interface MountHooks {
   onReady(line: string, info: { mountpoint: string; metrics: string | undefined }): void;
   /** Resolves when the mount should stop (signal); the daemon unmounts then. */
   stopped: Promise<string>;
+  /** Progress of long work (layer indexing), for a terminal. */
+  onProgress?: (text: string) => void;
 }
 
 function createdMs(config: unknown): number {
@@ -73,7 +75,10 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
           metrics.indexBuilt(format);
           logger.info({ layer: digest, format, ms }, 'layer indexed');
         },
-        onIndexProgress: (digest, done, total) => metrics.indexProgress(digest, done, total),
+        onIndexProgress: (digest, done, total) => {
+          metrics.indexProgress(digest, done, total);
+          hooks.onProgress?.(`indexing layer ${digest.slice(7, 19)}: ${formatSize(done)} / ${formatSize(total)} (${Math.round((100 * done) / total)}%)`);
+        },
       }),
     );
     addImageTrees(root, new ImageTrees(layers, (layer, p) => logger.warn({ layer, entry: p.path }, p.why)), inodes);

@@ -28,6 +28,8 @@ export interface FilesystemOptions {
   onRead?: (bytes: number, ms: number, ok: boolean) => void;
 }
 
+/** What a sequential reader needs next, kept in memory ahead of it. */
+const NEAR_AHEAD = 4 << 20;
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 
@@ -104,8 +106,11 @@ export class ReadOnlyFilesystem {
     const content = h.node.content;
     if (position >= content.size) return 0;
     const started = performance.now();
-    const ahead = content.prefetch ? h.readahead.onRead(position, into.length, content.size) : undefined;
-    if (ahead) content.prefetch!(ahead.offset, ahead.length);
+    if (content.prefetch) {
+      const ahead = h.readahead.onRead(position, into.length, content.size);
+      if (h.readahead.sequential) content.prefetch(position + into.length, NEAR_AHEAD, true);
+      if (ahead) content.prefetch(ahead.offset, ahead.length);
+    }
     try {
       const n = await content.read(position, into.subarray(0, Math.min(into.length, content.size - position)), signal);
       this.opts.onRead?.(n, performance.now() - started, true);

@@ -18,7 +18,7 @@ export interface ImageDescription {
 
 /** A blob reader that can also fetch ahead (the chunk reader). */
 export interface PrefetchingBlobReader extends BlobReader {
-  prefetch?(digest: Digest, offset: number, length: number, size: number): Promise<void>;
+  prefetch?(digest: Digest, offset: number, length: number, size: number, near?: boolean): Promise<void>;
 }
 
 export function blobContent(reader: PrefetchingBlobReader, digest: Digest, size: number): FileContent {
@@ -28,7 +28,7 @@ export function blobContent(reader: PrefetchingBlobReader, digest: Digest, size:
   };
   if (reader.prefetch) {
     const prefetch = reader.prefetch.bind(reader);
-    content.prefetch = (offset, length) => void prefetch(digest, offset, length, size).catch(() => {});
+    content.prefetch = (offset, length, near) => void prefetch(digest, offset, length, size, near).catch(() => {});
   }
   return content;
 }

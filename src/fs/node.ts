@@ -32,8 +32,11 @@ export interface FileContent {
    * kernel's buffer is gone by then.
    */
   read(offset: number, into: Uint8Array, signal: AbortSignal): Promise<number>;
-  /** Starts fetching [offset, offset+length) in the background (read-ahead); errors are ignored. */
-  prefetch?(offset: number, length: number): void;
+  /**
+   * Starts fetching [offset, offset+length) in the background (read-ahead); errors are ignored.
+   * `near` marks the range right after a sequential reader: worth loading into memory too.
+   */
+  prefetch?(offset: number, length: number, near?: boolean): void;
 }
 
 export interface FsNode {

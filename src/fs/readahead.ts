@@ -9,7 +9,8 @@ export interface ReadaheadPolicy {
   maxWindow: number;
 }
 
-export const DEFAULT_READAHEAD: ReadaheadPolicy = { initialWindow: 1 << 20, maxWindow: 32 << 20 };
+// 16 MiB keeps ≥ 8 MiB in flight (two 8 MiB ranges) while bounding memory per reader.
+export const DEFAULT_READAHEAD: ReadaheadPolicy = { initialWindow: 1 << 20, maxWindow: 16 << 20 };
 
 /** How far a read may land from the previous one and still count as sequential. */
 const SEQUENTIAL_SLACK = 1 << 20;
@@ -23,12 +24,16 @@ export class SequentialReadahead {
     this.window = policy.initialWindow;
   }
 
+  /** Whether the last read continued a sequential run. */
+  sequential = false;
+
   /** Records a read; returns the range to prefetch now, if any. */
   onRead(offset: number, length: number, size: number): { offset: number; length: number } | undefined {
     const end = offset + length;
     // The kernel issues several read-ahead requests at once and they can arrive out of order:
     // a read near the last one is still sequential (mountpoint-s3 tolerates the same jitter).
-    if (this.expected < 0 || Math.abs(offset - this.expected) > SEQUENTIAL_SLACK) {
+    this.sequential = !(this.expected < 0 || Math.abs(offset - this.expected) > SEQUENTIAL_SLACK);
+    if (!this.sequential) {
       this.expected = end;
       this.window = this.policy.initialWindow;
       this.fetchedTo = end;

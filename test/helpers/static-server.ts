@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { join, normalize } from 'node:path';
 
@@ -28,6 +28,13 @@ export async function startStaticServer(root: string): Promise<StaticServer> {
     let size: number;
     try {
       const st = await stat(file);
+      if (st.isDirectory()) {
+        // A plain HTML index, enough for clients that browse (rclone's http backend).
+        const names = await readdir(file, { withFileTypes: true });
+        record(200);
+        const links = names.map((d) => `<a href="${encodeURIComponent(d.name)}${d.isDirectory() ? '/' : ''}">${d.name}</a>`).join('\n');
+        return void res.writeHead(200, { 'content-type': 'text/html' }).end(`<html><body>\n${links}\n</body></html>\n`);
+      }
       if (!st.isFile()) throw new Error('not a file');
       size = st.size;
     } catch {

@@ -76,6 +76,7 @@ export const mountCommand: CommandModule<object, Args> = {
           if (child) process.send!({ ready: line });
           else process.stdout.write(`${line}\n`);
         },
+        onProgress: !child && process.stderr.isTTY ? (text) => process.stderr.write(`\r\x1b[K${text}${text.endsWith('(100%)') ? '\n' : ''}`) : undefined,
       });
     } catch (e) {
       if (child) process.send!({ error: (e as Error).message });

@@ -1,0 +1,65 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+
+export interface ShapingOptions {
+  /** One-way delay added in each direction (ms). */
+  delayMs: number;
+  /** Bandwidth cap per connection and direction (bytes/s); 0 = none. */
+  bytesPerSec: number;
+}
+
+/**
+ * A TCP proxy that behaves like a WAN link: every byte is delayed by `delayMs` each way and each
+ * connection is capped at `bytesPerSec` per direction (the kernel here has no netem).
+ */
+export async function startShapingProxy(target: { host: string; port: number }, opts: ShapingOptions): Promise<{ port: number; host: string; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const pipe = (from: Socket, to: Socket): void => {
+    let nextFree = 0; // when the link is free to send again (ms)
+    let queued = 0;
+    from.on('data', (chunk: Buffer) => {
+      const now = performance.now();
+      const for16k = (len: number): number => (opts.bytesPerSec > 0 ? (len / opts.bytesPerSec) * 1000 : 0);
+      for (let i = 0; i < chunk.length; i += 16384) {
+        const piece = chunk.subarray(i, i + 16384);
+        const start = Math.max(now, nextFree);
+        nextFree = start + for16k(piece.length);
+        const at = nextFree + opts.delayMs;
+        queued += piece.length;
+        setTimeout(() => {
+          queued -= piece.length;
+          if (!to.destroyed) to.write(piece);
+          if (queued < 1 << 20 && from.isPaused()) from.resume();
+        }, Math.max(0, at - performance.now()));
+      }
+      if (queued > 4 << 20) from.pause();
+    });
+    from.on('end', () => setTimeout(() => to.end(), Math.max(0, nextFree + opts.delayMs - performance.now())));
+    from.on('error', () => to.destroy());
+  };
+  const server: Server = createServer((client) => {
+    const upstream = connect(target.port, target.host);
+    sockets.add(client);
+    sockets.add(upstream);
+    client.on('close', () => {
+      sockets.delete(client);
+      upstream.destroy();
+    });
+    upstream.on('close', () => {
+      sockets.delete(upstream);
+      client.destroy();
+    });
+    pipe(client, upstream);
+    pipe(upstream, client);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    host: `127.0.0.1:${port}`,
+    close: () =>
+      new Promise((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
