@@ -194,8 +194,13 @@ async function withMount(ref, extra, fn) {
   const port = await freePort();
   const m = await startMount(ref, mnt, ['--cache-dir', cache, '--log-level', 'warn', '--metrics', `127.0.0.1:${port}`, ...extra]);
   cleanups.push(() => forceUnmount(mnt));
+  const metrics = async () => parsePrometheus(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
   try {
-    return await fn({ mnt, cache, pid: m.child.pid, metrics: async () => parsePrometheus(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()) });
+    const out = await fn({ mnt, cache, pid: m.child.pid, metrics });
+    // A benchmark of wrong bytes is worthless: stop if any blob failed its digest check.
+    const after = await metrics();
+    if ((after.get('regfs_blobs_purged_total') ?? 0) > 0) throw new Error(`a blob failed verification during the run (${ref})`);
+    return out;
   } finally {
     await m.stop();
     await rm(cache, { recursive: true, force: true });

@@ -142,6 +142,8 @@ static napi_value end(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+napi_value regfs_sd_notify(napi_env env, napi_callback_info info);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"create", NULL, create, NULL, NULL, NULL, napi_default, NULL},
@@ -149,6 +151,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"setDictionary", NULL, set_dictionary, NULL, NULL, NULL, napi_default, NULL},
     {"inflate", NULL, do_inflate, NULL, NULL, NULL, napi_default, NULL},
     {"end", NULL, end, NULL, NULL, NULL, napi_default, NULL},
+    {"notify", NULL, regfs_sd_notify, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
   return exports;

@@ -6,6 +6,7 @@ import { blobCommand } from './commands/blob.js';
 import { inspectCommand } from './commands/inspect.js';
 import { cacheCommand } from './commands/cache.js';
 import { mountCommand, unmountCommand } from './commands/mount.js';
+import { ctlCommand, serveCommand } from './commands/serve.js';
 
 /** The entry file: the only place that calls process.exit. */
 async function main(): Promise<number> {
@@ -18,6 +19,8 @@ async function main(): Promise<number> {
       .command(cacheCommand)
       .command(mountCommand)
       .command(unmountCommand)
+      .command(serveCommand)
+      .command(ctlCommand)
       .demandCommand(1, 'name a command; see regfs --help')
       .strict()
       .recommendCommands()

@@ -32,6 +32,8 @@ function defaults(env: NodeJS.ProcessEnv, isRoot: boolean): Record<string, unkno
     prefetch: 'none',
     prefetchRate: 0,
     allowOther: false,
+    control: undefined,
+    idleTimeout: 600_000,
   };
 }
 
@@ -79,6 +81,9 @@ export async function loadConfig(flags: RawConfig, env: NodeJS.ProcessEnv = proc
   const { config: _ignored, ...flagValues } = flags;
   set(flagValues, 'flags');
   const out = { ...defaults(env, isRoot), ...merged } as Record<string, unknown>;
+  out['control'] ??= join(String(out['cacheDir']), 'control.sock');
+  out['notifySocket'] = env['NOTIFY_SOCKET'] || undefined;
+  out['watchdogUsec'] = env['WATCHDOG_USEC'] && /^\d+$/.test(env['WATCHDOG_USEC']) ? Number(env['WATCHDOG_USEC']) : undefined;
   out['proxy'] = Object.freeze({
     http: env['HTTP_PROXY'] ?? env['http_proxy'],
     https: env['HTTPS_PROXY'] ?? env['https_proxy'],

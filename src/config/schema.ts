@@ -32,6 +32,13 @@ export interface RegfsConfig {
   readonly prefetch: 'none' | 'all';
   readonly prefetchRate: number;
   readonly allowOther: boolean;
+  /** Control socket of `regfs serve` (`regfs ctl` talks to it). */
+  readonly control: string | undefined;
+  /** Images not used for this long are forgotten by `serve` (their cache stays); ms. */
+  readonly idleTimeout: number;
+  /** From systemd's environment ($NOTIFY_SOCKET, $WATCHDOG_USEC); not settable. */
+  readonly notifySocket: string | undefined;
+  readonly watchdogUsec: number | undefined;
   readonly proxy: { readonly http: string | undefined; readonly https: string | undefined; readonly noProxy: string | undefined };
 }
 
@@ -145,6 +152,8 @@ export const KEYS = {
   prefetch: oneOf('none', 'all'),
   prefetchRate: size,
   allowOther: bool,
+  control: str,
+  idleTimeout: duration,
 } satisfies Record<string, Parser>;
 
 export type ConfigKey = keyof typeof KEYS;

@@ -1,8 +1,7 @@
 import type { RegfsConfig } from '../config/schema.js';
-import { addImageTrees, buildImageLayout } from '../fs/image-layout.js';
 import { InodeAllocator } from '../fs/node.js';
-import { ImageTrees } from '../image/image-trees.js';
-import { type Layer, openLayer } from '../image/layer.js';
+import type { Layer } from '../image/layer.js';
+import { assembleImage } from './image-assembly.js';
 import { TOC_DIGEST_ANNOTATION } from '../image/estargz.js';
 import { DiskIndexStore } from '../cache/index-store.js';
 import { MemoryChunkCache } from '../cache/memory-chunk-cache.js';
@@ -30,11 +29,6 @@ export interface MountHooks {
   onProgress?: (text: string) => void;
 }
 
-function createdMs(config: unknown): number {
-  const c = (config as { created?: unknown })?.created;
-  const t = typeof c === 'string' ? Date.parse(c) : NaN;
-  return Number.isNaN(t) ? 0 : t;
-}
 
 /** `regfs mount`: resolve, mount, serve until a signal, unmount. The composition root of a mount. */
 export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg: string, hooks: MountHooks): Promise<void> {
@@ -56,32 +50,18 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
     const platform = cfg.platform ? parsePlatform(cfg.platform) : hostPlatform();
     const img = await resolveImage(registry.client, ref, platform, withDeadline(undefined, cfg.retryBudget * 2));
     const fetcher = createBlobFetcher(registry.client, { endpoint: ref.endpoint, repository: ref.repository });
-    const blobs = [img.manifest.config, ...img.manifest.layers].map((d) => ({ digest: d.digest, size: d.size }));
-    for (const b of blobs) {
-      routes.route(b.digest, fetcher);
-      reader.knowSize(b.digest, b.size);
-    }
+    const blobs = [img.manifest.config, ...img.manifest.layers];
     const inodes = new InodeAllocator();
-    const root = buildImageLayout({ manifestBytes: img.manifestBytes, configBytes: img.configBytes, configDigest: img.manifest.config.digest, blobs, createdMs: createdMs(img.config) }, reader, inodes);
-    const indexes = await DiskIndexStore.open(cfg.cacheDir);
-    const spans = new MemoryChunkCache(32 << 20);
-    const layers = img.manifest.layers.map((d) =>
-      openLayer(d, {
-        blobs: reader,
-        indexes,
-        spans,
-        log: logger,
-        onIndexBuilt: (digest, format, ms) => {
-          metrics.indexBuilt(format);
-          logger.info({ layer: digest, format, ms }, 'layer indexed');
-        },
-        onIndexProgress: (digest, done, total) => {
-          metrics.indexProgress(digest, done, total);
-          hooks.onProgress?.(`indexing layer ${digest.slice(7, 19)}: ${formatSize(done)} / ${formatSize(total)} (${Math.round((100 * done) / total)}%)`);
-        },
-      }),
-    );
-    addImageTrees(root, new ImageTrees(layers, (layer, p) => logger.warn({ layer, entry: p.path }, p.why)), inodes);
+    const { root, layers } = assembleImage(img, fetcher, {
+      reader,
+      routes,
+      indexes: await DiskIndexStore.open(cfg.cacheDir),
+      spans: new MemoryChunkCache(32 << 20),
+      inodes,
+      logger,
+      metrics,
+      onProgress: hooks.onProgress,
+    }, 1);
     const fs = new ReadOnlyFilesystem(root, { onRead: (_n, ms) => metrics.readDuration.observe(ms / 1000) });
 
     let mount: FuseMount | undefined;

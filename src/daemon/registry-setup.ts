@@ -24,6 +24,7 @@ export async function registryConfigFrom(cfg: RegfsConfig): Promise<RegistryConf
       username: s.username,
       password: s.password,
       token: s.token,
+      mirrors: s.mirrors,
     };
   }
   return {

@@ -58,7 +58,7 @@ export class ReadOnlyFilesystem {
       if (node.kind !== 'dir') throw new FsError('ENOTDIR', `${path}: not a directory`);
       if (name.length > 255) throw new FsError('ENAMETOOLONG', `${path}: name too long`);
       const children = await this.children(node);
-      const next = children.get(name);
+      const next = children.get(name) ?? (node.resolve ? await this.resolveChild(node, name) : undefined);
       if (!next) throw new FsError('ENOENT', `${path}: no such file or directory`);
       node = next;
     }
@@ -137,6 +137,29 @@ export class ReadOnlyFilesystem {
 
   get openHandles(): number {
     return this.handles.size;
+  }
+
+  private readonly resolving = new Map<FsNode, Map<string, Promise<FsNode | undefined>>>();
+
+  /** One resolution per (directory, name) at a time; the result becomes a child. */
+  private resolveChild(dir: FsNode, name: string): Promise<FsNode | undefined> {
+    let pending = this.resolving.get(dir);
+    if (!pending) this.resolving.set(dir, (pending = new Map()));
+    let p = pending.get(name);
+    if (!p) {
+      p = dir.resolve!(name).then((child) => {
+        if (child) {
+          dir.children ??= new Map();
+          dir.children.set(name, child);
+          if (child.kind === 'dir') dir.nlink++;
+        }
+        return child;
+      });
+      pending.set(name, p);
+      const done = (): void => void pending!.delete(name);
+      p.then(done, done);
+    }
+    return p;
   }
 
   private async children(node: FsNode): Promise<Map<string, FsNode>> {

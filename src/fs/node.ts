@@ -57,6 +57,11 @@ export interface FsNode {
   children?: Map<string, FsNode>;
   /** Populates `children` on first use (a layer index being built, an image being resolved). */
   load?: () => Promise<void>;
+  /**
+   * Resolves a name that is not (yet) a child: the serve store makes `<registry>/<repo>/<tag>`
+   * appear on first lookup. The result is added to `children`; undefined means no such entry.
+   */
+  resolve?: (name: string) => Promise<FsNode | undefined>;
   content?: FileContent;
 }
 

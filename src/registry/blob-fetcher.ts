@@ -6,7 +6,7 @@ import type { RegistryClient, RepoLocator } from './client.js';
  * The registry side of the seam: blobs of one repository as a RangeFetcher. Sizes learnt from
  * manifests are remembered so that `size()` does not need a HEAD for every layer.
  */
-export function createBlobFetcher(client: RegistryClient, repo: RepoLocator, knownSizes?: ReadonlyMap<string, number>): RangeFetcher {
+export function createBlobFetcher(client: Pick<RegistryClient, 'readAt' | 'blobSize'>, repo: RepoLocator, knownSizes?: ReadonlyMap<string, number>): RangeFetcher {
   const sizes = new Map<string, number>(knownSizes ?? []);
   const reader: BlobReader = {
     async size(digest: Digest, signal?: AbortSignal): Promise<number> {

@@ -35,6 +35,10 @@ export interface RegistryClientOptions {
   /** Longest silence allowed inside a body before the attempt is abandoned (and resumed). */
   bodyTimeoutMs: number;
   maxManifestBytes: number;
+  /** Mirrors per registry host, tried in order before it (containerd hosts.toml style). */
+  mirrors?: Readonly<Record<string, readonly string[]>> | undefined;
+  /** First back-off of a mirror that failed (doubles per failure, capped at 5 min). */
+  mirrorBackoffMs?: number | undefined;
   observer?: RegistryObserver | undefined;
   logger?: Logger | undefined;
 }
@@ -56,6 +60,7 @@ export class RegistryClient {
   private readonly gates = new FirstGates();
   private readonly redirects: RedirectCache;
   private readonly resolving = new Map<string, Promise<void>>();
+  private readonly mirrorState = new Map<string, { failures: number; until: number }>();
   private readonly log: Logger;
 
   constructor(private readonly opts: RegistryClientOptions) {
@@ -68,10 +73,14 @@ export class RegistryClient {
     return `${plain ? 'http' : 'https'}://${host}`;
   }
 
-  async fetchManifest(repo: RepoLocator, reference: string, signal?: AbortSignal): Promise<FetchedManifest> {
+  fetchManifest(repo: RepoLocator, reference: string, signal?: AbortSignal): Promise<FetchedManifest> {
+    return this.viaMirrors(repo, (r, budget) => this.fetchManifestFrom(r, reference, signal, budget));
+  }
+
+  private async fetchManifestFrom(repo: RepoLocator, reference: string, signal: AbortSignal | undefined, budgetMs?: number): Promise<FetchedManifest> {
     const path = `/v2/${repo.repository}/manifests/${reference}`;
     const url = redactUrl(this.baseUrl(repo.endpoint) + path);
-    return this.retrying(repo.endpoint, { url }, signal, async (s) => {
+    return this.retrying(repo.endpoint, { url }, signal, budgetMs, async (s) => {
       const res = await this.registryRequest(repo, 'GET', path, { accept: MANIFEST_ACCEPT }, s, 'manifest');
       if (res.statusCode === 404) {
         await res.body.dump();
@@ -101,10 +110,14 @@ export class RegistryClient {
     return buf;
   }
 
-  async blobSize(repo: RepoLocator, digest: Digest, signal?: AbortSignal): Promise<number> {
+  blobSize(repo: RepoLocator, digest: Digest, signal?: AbortSignal): Promise<number> {
+    return this.viaMirrors(repo, (r, budget) => this.blobSizeFrom(r, digest, signal, budget));
+  }
+
+  private async blobSizeFrom(repo: RepoLocator, digest: Digest, signal: AbortSignal | undefined, budgetMs?: number): Promise<number> {
     const path = `/v2/${repo.repository}/blobs/${digest}`;
     const url = redactUrl(this.baseUrl(repo.endpoint) + path);
-    return this.retrying(repo.endpoint, { url, digest }, signal, async (s) => {
+    return this.retrying(repo.endpoint, { url, digest }, signal, budgetMs, async (s) => {
       let res = await this.registryRequest(repo, 'HEAD', path, {}, s, 'blob');
       if (isRedirect(res.statusCode)) {
         const target = this.rememberRedirect(repo, digest, res);
@@ -124,12 +137,16 @@ export class RegistryClient {
    * Fills `into` with blob bytes from `offset`. A body cut short (reset, truncation) is resumed
    * from the last byte received within the retry budget; the result is short only at end of blob.
    */
-  async readAt(repo: RepoLocator, digest: Digest, offset: number, into: Uint8Array, signal?: AbortSignal): Promise<number> {
+  readAt(repo: RepoLocator, digest: Digest, offset: number, into: Uint8Array, signal?: AbortSignal): Promise<number> {
+    return this.viaMirrors(repo, (r, budget) => this.readAtFrom(r, digest, offset, into, signal, budget));
+  }
+
+  private async readAtFrom(repo: RepoLocator, digest: Digest, offset: number, into: Uint8Array, signal: AbortSignal | undefined, budgetMs?: number): Promise<number> {
     if (into.length === 0) return 0;
     let filled = 0;
     let eof = false;
     const range = { start: offset, end: offset + into.length };
-    await this.retrying(repo.endpoint, { digest, range }, signal, async (s) => {
+    await this.retrying(repo.endpoint, { digest, range }, signal, budgetMs, async (s) => {
       while (filled < into.length && !eof) {
         const r = { start: offset + filled, end: offset + into.length };
         const progress = { n: 0, eof: false };
@@ -305,9 +322,41 @@ export class RegistryClient {
     }
   }
 
-  private retrying<T>(host: string, ctx: ErrorContext, signal: AbortSignal | undefined, fn: (s: AbortSignal) => Promise<T>): Promise<T> {
+  /**
+   * Tries the registry's mirrors in order, then the registry itself. A mirror that fails (not a
+   * 404: that only means it lacks the content) is skipped for a back-off that doubles per
+   * failure; mirrors get a short retry budget so a dead one costs seconds, not the whole budget.
+   */
+  private async viaMirrors<T>(repo: RepoLocator, fn: (r: RepoLocator, budgetMs?: number) => Promise<T>): Promise<T> {
+    const mirrors = this.opts.mirrors?.[repo.endpoint];
+    if (!mirrors?.length) return fn(repo);
+    const now = Date.now();
+    for (const mirror of mirrors) {
+      const state = this.mirrorState.get(mirror);
+      if (state && now < state.until) continue;
+      try {
+        const v = await fn({ endpoint: mirror, repository: repo.repository }, Math.min(3000, this.opts.retry.budgetMs));
+        if (state) {
+          this.mirrorState.delete(mirror);
+          this.log.info({ mirror, registry: repo.endpoint }, 'mirror is answering again');
+        }
+        return v;
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ERR_ABORTED') throw e;
+        if ((e as { code?: string }).code !== 'ERR_NOT_FOUND') {
+          const failures = (state?.failures ?? 0) + 1;
+          const backoff = Math.min(300_000, (this.opts.mirrorBackoffMs ?? 5000) * 2 ** (failures - 1));
+          this.mirrorState.set(mirror, { failures, until: Date.now() + backoff });
+          this.log.warn({ mirror, registry: repo.endpoint, err: (e as Error).message, backoffMs: backoff }, 'mirror failed; using the next one');
+        }
+      }
+    }
+    return fn(repo);
+  }
+
+  private retrying<T>(host: string, ctx: ErrorContext, signal: AbortSignal | undefined, budgetMs: number | undefined, fn: (s: AbortSignal) => Promise<T>): Promise<T> {
     return withRetries(fn, {
-      policy: this.opts.retry,
+      policy: budgetMs === undefined ? this.opts.retry : { ...this.opts.retry, budgetMs },
       signal,
       ctx,
       onRetry: (attempt, delayMs, error) => {

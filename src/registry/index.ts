@@ -14,6 +14,8 @@ export interface RegistryHostSettings {
   username?: string | undefined;
   password?: string | undefined;
   token?: string | undefined;
+  /** Mirror base URLs (`http(s)://host[:port]`), tried in order before this registry. */
+  mirrors?: readonly string[] | undefined;
 }
 
 export interface RegistryConfig {
@@ -24,6 +26,7 @@ export interface RegistryConfig {
   bodyTimeoutMs: number;
   redirectTtlMs: number;
   maxManifestBytes: number;
+  mirrorBackoffMs?: number | undefined;
   insecureHosts: readonly string[];
   tls: TlsOptions;
   hosts: Readonly<Record<string, RegistryHostSettings>>;
@@ -42,7 +45,14 @@ export function createRegistry(cfg: RegistryConfig, deps: { observer?: RegistryO
   const explicit: Record<string, Credential> = {};
   const staticTokens: Record<string, string> = {};
   const insecure = new Set(cfg.insecureHosts);
+  const mirrors: Record<string, string[]> = {};
   for (const [host, s] of Object.entries(cfg.hosts)) {
+    for (const m of s.mirrors ?? []) {
+      const u = new URL(m);
+      (mirrors[host] ??= []).push(u.host);
+      // A mirror named with http:// is reached over plain HTTP, as written.
+      if (u.protocol === 'http:') insecure.add(u.host);
+    }
     if (s.ca !== undefined || s.skipVerify !== undefined) hostTls[host] = { ca: s.ca, skipVerify: s.skipVerify };
     if (s.username !== undefined) explicit[host] = { username: s.username, password: s.password };
     if (s.token !== undefined) staticTokens[host] = s.token;
@@ -76,6 +86,8 @@ export function createRegistry(cfg: RegistryConfig, deps: { observer?: RegistryO
     headersTimeoutMs: cfg.headersTimeoutMs,
     bodyTimeoutMs: cfg.bodyTimeoutMs,
     maxManifestBytes: cfg.maxManifestBytes,
+    mirrors,
+    mirrorBackoffMs: cfg.mirrorBackoffMs,
     observer: deps.observer,
     logger: deps.logger,
   });

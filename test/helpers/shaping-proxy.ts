@@ -14,26 +14,42 @@ export interface ShapingOptions {
 export async function startShapingProxy(target: { host: string; port: number }, opts: ShapingOptions): Promise<{ port: number; host: string; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
   const pipe = (from: Socket, to: Socket): void => {
+    // One ordered queue per direction, drained by a single timer: bytes must never be reordered.
+    const queue: { at: number; piece: Buffer | null }[] = [];
     let nextFree = 0; // when the link is free to send again (ms)
     let queued = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const pump = (): void => {
+      timer = undefined;
+      const now = performance.now();
+      while (queue.length > 0 && queue[0]!.at <= now) {
+        const { piece } = queue.shift()!;
+        if (piece === null) {
+          to.end();
+          continue;
+        }
+        queued -= piece.length;
+        if (!to.destroyed) to.write(piece);
+      }
+      if (queued < 1 << 20 && from.isPaused()) from.resume();
+      if (queue.length > 0) timer = setTimeout(pump, Math.max(0, queue[0]!.at - performance.now()));
+    };
+    const enqueue = (at: number, piece: Buffer | null): void => {
+      queue.push({ at, piece });
+      if (!timer) timer = setTimeout(pump, Math.max(0, queue[0]!.at - performance.now()));
+    };
     from.on('data', (chunk: Buffer) => {
       const now = performance.now();
-      const for16k = (len: number): number => (opts.bytesPerSec > 0 ? (len / opts.bytesPerSec) * 1000 : 0);
       for (let i = 0; i < chunk.length; i += 16384) {
         const piece = chunk.subarray(i, i + 16384);
         const start = Math.max(now, nextFree);
-        nextFree = start + for16k(piece.length);
-        const at = nextFree + opts.delayMs;
+        nextFree = start + (opts.bytesPerSec > 0 ? (piece.length / opts.bytesPerSec) * 1000 : 0);
         queued += piece.length;
-        setTimeout(() => {
-          queued -= piece.length;
-          if (!to.destroyed) to.write(piece);
-          if (queued < 1 << 20 && from.isPaused()) from.resume();
-        }, Math.max(0, at - performance.now()));
+        enqueue(nextFree + opts.delayMs, piece);
       }
       if (queued > 4 << 20) from.pause();
     });
-    from.on('end', () => setTimeout(() => to.end(), Math.max(0, nextFree + opts.delayMs - performance.now())));
+    from.on('end', () => enqueue(Math.max(performance.now(), nextFree) + opts.delayMs, null));
     from.on('error', () => to.destroy());
   };
   const server: Server = createServer((client) => {
