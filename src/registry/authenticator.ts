@@ -14,6 +14,8 @@ export interface AuthenticatorDeps {
   /** Static bearer tokens per registry host (`registries.<host>.token`). */
   staticTokens?: Readonly<Record<string, string>>;
   onTokenFetched?: (host: string) => void;
+  /** A token fetch is abandoned after this long (shared by every waiter, so keep it within the retry budget). */
+  tokenTimeoutMs?: number;
   now?: () => number;
 }
 
@@ -95,7 +97,7 @@ export class Authenticator {
       p = (async () => {
         const cred = await this.deps.credentials.get(host);
         // Not the caller's signal: one waiter giving up must not fail everyone sharing the fetch.
-        const t = await this.deps.tokens.fetch({ realm, service, scope }, cred, host, AbortSignal.timeout(30_000));
+        const t = await this.deps.tokens.fetch({ realm, service, scope }, cred, host, AbortSignal.timeout(this.deps.tokenTimeoutMs ?? 30_000));
         this.deps.onTokenFetched?.(host);
         this.tokens.set(key, t);
         return t;

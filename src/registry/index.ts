@@ -75,6 +75,7 @@ export function createRegistry(cfg: RegistryConfig, deps: { observer?: RegistryO
     credentials: createDockerCredentials({ dockerConfigPath: cfg.dockerConfigPath, explicit }),
     tokens,
     staticTokens,
+    tokenTimeoutMs: Math.min(30_000, cfg.retry.budgetMs),
     onTokenFetched: (h) => deps.observer?.tokenFetched?.(h),
   });
   const client = new RegistryClient({

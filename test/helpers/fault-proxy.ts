@@ -10,7 +10,11 @@ export type Fault =
   | { kind: 'wrong-content-range' }
   | { kind: 'ignore-range' }
   | { kind: 'drip'; intervalMs: number }
-  | { kind: 'hang' };
+  | { kind: 'hang' }
+  /** Answer with this instead of forwarding (hostile manifests). */
+  | { kind: 'respond'; status: number; body: string | Buffer; headers?: Record<string, string> }
+  /** Forward, and append this to a redirect's Location (a signed URL's query). */
+  | { kind: 'location-query'; query: string };
 
 export interface ProxyRequest {
   method: string;
@@ -28,6 +32,8 @@ export interface FaultProxy {
   inject(match: RegExp, ...faults: Fault[]): void;
   /** Caps every response body at this rate per connection (0 = no cap). */
   throttle(bytesPerSec: number): void;
+  /** Injects a random fault from `faults` into each matching request with probability `p`. */
+  chaos(match: RegExp, p: number, faults: Fault[]): void;
   clearFaults(): void;
   count(match: RegExp, method?: string): number;
   close(): Promise<void>;
@@ -39,13 +45,16 @@ export async function startFaultProxy(target: string, port = 0): Promise<FaultPr
   const requests: ProxyRequest[] = [];
   let rules: { match: RegExp; faults: Fault[] }[] = [];
   let rate = 0;
+  let chaos: { match: RegExp; p: number; faults: Fault[] } | undefined;
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
     const path = req.url ?? '/';
     const rule = rules.find((r) => r.match.test(path) && r.faults.length > 0);
-    const fault = rule?.faults.shift();
+    let fault = rule?.faults.shift();
+    if (!fault && chaos && chaos.match.test(path) && Math.random() < chaos.p) fault = chaos.faults[Math.floor(Math.random() * chaos.faults.length)];
     requests.push({ method: req.method ?? '', path, headers: req.headers, fault: fault?.kind });
     if (fault?.kind === 'hang') return;
+    if (fault?.kind === 'respond') return void res.writeHead(fault.status, { 'content-length': String(Buffer.byteLength(fault.body)), ...(fault.headers ?? {}) }).end(fault.body);
     if (fault?.kind === 'status') return void res.writeHead(fault.status, fault.headers ?? {}).end(`{"errors":[{"code":"INJECTED","message":"fault ${fault.status}"}]}`);
     const headers = { ...req.headers, host: t.host };
     if (fault?.kind === 'ignore-range') delete headers.range;
@@ -55,6 +64,7 @@ export async function startFaultProxy(target: string, port = 0): Promise<FaultPr
         outHeaders['content-range'] = outHeaders['content-range'].replace(/bytes (\d+)-/, (_m, a: string) => `bytes ${Number(a) + 1}-`);
       }
       if (fault?.kind === 'truncate' || fault?.kind === 'drip') delete outHeaders['content-length'];
+      if (fault?.kind === 'location-query' && outHeaders.location) outHeaders.location += (outHeaders.location.includes('?') ? '&' : '?') + fault.query;
       res.writeHead(ur.statusCode ?? 502, outHeaders);
       if (fault?.kind === 'drip') {
         ur.pause();
@@ -123,6 +133,7 @@ export async function startFaultProxy(target: string, port = 0): Promise<FaultPr
     requests,
     inject: (match, ...faults) => void rules.push({ match, faults }),
     throttle: (bytesPerSec) => void (rate = bytesPerSec),
+    chaos: (match, p, faults) => void (chaos = p > 0 ? { match, p, faults } : undefined),
     clearFaults: () => void (rules = []),
     count: (match, method) => requests.filter((r) => match.test(r.path) && (method === undefined || r.method === method)).length,
     close: () =>

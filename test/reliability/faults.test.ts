@@ -1,0 +1,209 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { type Fault, type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
+import { patternBytes, pushRawImage } from '../helpers/images.js';
+import { CLI, forceUnmount, parsePrometheus, startMount, type RunningMount } from '../helpers/mount.js';
+import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
+import { observe } from '../helpers/results.js';
+import { type StaticServer, startStaticServer } from '../helpers/static-server.js';
+import { type TokenService, startTokenService } from '../helpers/token-service.js';
+import { freePort, tempDir } from '../helpers/tmp.js';
+
+const run = promisify(execFile);
+const MiB = 1 << 20;
+const BLOB = patternBytes(64 * MiB, 4242);
+const BUDGET_S = 3;
+
+let dir: { path: string; cleanup: () => Promise<void> };
+let storage: string;
+let reg: RunningRegistry;
+let proxy: FaultProxy;
+let layer: string;
+const stops: (() => Promise<void>)[] = [];
+
+before(async () => {
+  dir = await tempDir('faults');
+  storage = join(dir.path, 'storage');
+  reg = await startRegistry({ root: storage, workDir: dir.path });
+  stops.push(reg.stop);
+  const img = await pushRawImage(reg.url, 'rel/big', 'v1', [BLOB]);
+  layer = img.layers[0]!.digest;
+  proxy = await startFaultProxy(reg.url);
+  stops.push(proxy.close);
+});
+
+after(async () => {
+  for (const s of stops.reverse()) await s().catch(() => {});
+  await dir?.cleanup();
+});
+
+let seq = 0;
+async function mountVia(host: string, repo = 'rel/big:v1', extra: string[] = []): Promise<{ m: RunningMount; file: string; mnt: string; cache: string; port: number }> {
+  const mnt = join(dir.path, `mnt${seq}`);
+  const cache = join(dir.path, `cache${seq++}`);
+  await mkdir(mnt, { recursive: true });
+  const port = await freePort();
+  const m = await startMount(`${host}/${repo}`, mnt, ['--cache-dir', cache, '--retry-budget', `${BUDGET_S}s`, '--log-level', 'debug', '--metrics', `127.0.0.1:${port}`, ...extra]);
+  stops.push(async () => {
+    await m.stop();
+    await forceUnmount(mnt);
+  });
+  return { m, file: join(mnt, 'blobs', layer), mnt, cache, port };
+}
+
+/** One 4 KiB read at a chunk start: no read-ahead, so the injected fault meets this very read. */
+async function read4k(file: string, chunk: number): Promise<{ ok: boolean; ms: number; detail: string }> {
+  const t0 = Date.now();
+  try {
+    const { stdout } = await run('bash', ['-o', 'pipefail', '-c', `dd if='${file}' bs=4096 skip=${chunk * 256} count=1 status=none | sha256sum`]);
+    const want = createHash('sha256').update(BLOB.subarray(chunk * MiB, chunk * MiB + 4096)).digest('hex');
+    const ok = stdout.startsWith(want);
+    return { ok, ms: Date.now() - t0, detail: ok ? 'correct bytes' : 'WRONG BYTES' };
+  } catch (e) {
+    return { ok: false, ms: Date.now() - t0, detail: /Input\/output error/.test((e as { stderr?: string }).stderr ?? '') ? 'EIO' : String((e as Error).message).slice(0, 120) };
+  }
+}
+
+const CASES: { name: string; faults: Fault[]; expect: 'bytes' | 'eio' }[] = [
+  { name: 'connection reset mid-body', faults: [{ kind: 'reset', afterBytes: 300_000 }], expect: 'bytes' },
+  { name: 'truncated body', faults: [{ kind: 'truncate', afterBytes: 100_000 }], expect: 'bytes' },
+  { name: 'wrong Content-Range', faults: [{ kind: 'wrong-content-range' }], expect: 'bytes' },
+  { name: '200 instead of 206', faults: [{ kind: 'ignore-range' }], expect: 'bytes' },
+  { name: 'burst of 500, 502, 503', faults: [{ kind: 'status', status: 500 }, { kind: 'status', status: 502 }, { kind: 'status', status: 503 }], expect: 'bytes' },
+  { name: '429 with Retry-After: 1', faults: [{ kind: 'status', status: 429, headers: { 'retry-after': '1' } }], expect: 'bytes' },
+  { name: 'server drips one byte a second', faults: Array.from({ length: 30 }, () => ({ kind: 'drip', intervalMs: 1000 }) as Fault), expect: 'eio' },
+  { name: 'server never answers', faults: Array.from({ length: 30 }, () => ({ kind: 'hang' }) as Fault), expect: 'eio' },
+  // Several: a read-ahead request still in flight from an earlier case may take the first.
+  { name: '404 for the blob', faults: Array.from({ length: 5 }, () => ({ kind: 'status', status: 404 }) as Fault), expect: 'eio' },
+];
+
+test('network faults through the mount: correct bytes or EIO within the budget, and the daemon keeps serving', async () => {
+  const { file } = await mountVia(proxy.host);
+  let chunk = 1;
+  for (const c of CASES) {
+    proxy.clearFaults();
+    proxy.inject(/\/blobs\//, ...c.faults);
+    const r = await read4k(file, chunk++);
+    proxy.clearFaults();
+    const after = await read4k(file, chunk++);
+    const inBudget = r.ms <= (BUDGET_S + 5) * 1000;
+    const ok = (c.expect === 'bytes' ? r.ok : r.detail === 'EIO' && inBudget) && after.ok;
+    await observe({
+      group: 'network',
+      case: c.name,
+      expected: c.expect === 'bytes' ? 'correct bytes' : `EIO within ${BUDGET_S + 5} s`,
+      observed: `${r.detail} in ${(r.ms / 1000).toFixed(1)} s; next read ${after.detail}`,
+      ok,
+    });
+    assert.ok(ok, `${c.name}: ${r.detail} in ${r.ms} ms; next read: ${after.detail}`);
+  }
+});
+
+test('registry restarted mid-stream: the stream completes with correct bytes', async () => {
+  const { file } = await mountVia(proxy.host);
+  proxy.throttle(16 * MiB);
+  const t0 = Date.now();
+  const sum = run('sh', ['-c', `sha256sum < '${file}'`]);
+  await new Promise((r) => setTimeout(r, 1200));
+  await reg.restart();
+  const { stdout } = await sum;
+  proxy.throttle(0);
+  const ok = stdout.startsWith(createHash('sha256').update(BLOB).digest('hex'));
+  await observe({ group: 'network', case: 'registry restarted mid-stream', expected: 'correct bytes', observed: `${ok ? 'correct bytes' : 'WRONG BYTES'} in ${((Date.now() - t0) / 1000).toFixed(1)} s`, ok });
+  assert.ok(ok);
+});
+
+test('a redirect URL that starts answering 403 (expired) is re-resolved and the read succeeds', async () => {
+  const statik: StaticServer = await startStaticServer(storage);
+  stops.push(statik.close);
+  const r2 = await startRegistry({ root: storage, workDir: dir.path, redirectBaseUrl: statik.url });
+  stops.push(r2.stop);
+  const { file } = await mountVia(r2.host);
+  const first = await read4k(file, 3);
+  statik.failNext.push(403);
+  const second = await read4k(file, 9);
+  const ok = first.ok && second.ok;
+  await observe({ group: 'network', case: 'redirect URL answers 403 (expired)', expected: 'one re-resolve, correct bytes', observed: second.detail, ok });
+  assert.ok(ok);
+});
+
+async function tokenRegistry(): Promise<{ ts: TokenService; host: string }> {
+  const work = join(dir.path, `tok${seq}`);
+  await mkdir(work, { recursive: true });
+  // Tokens live 2 s, so a read a few seconds after mounting needs a new one.
+  const ts = await startTokenService({ workDir: work, service: 'rel', issuer: 'rel-issuer', expiresIn: 2 });
+  const r = await startRegistry({ root: storage, workDir: work, auth: { kind: 'token', realm: ts.realm, service: 'rel', issuer: 'rel-issuer', certPath: ts.certPath } });
+  stops.push(ts.close, r.stop);
+  return { ts, host: r.host };
+}
+
+test('token endpoint down, slow, or answering garbage: EIO within the budget, then recovery', async () => {
+  for (const [name, setup] of [
+    ['token endpoint answers garbage JSON', (ts: TokenService) => ts.faults.push(...Array.from({ length: 20 }, () => 'garbage' as const))],
+    ['token endpoint never answers', (ts: TokenService) => ts.faults.push(...Array.from({ length: 20 }, () => 'hang' as const))],
+    ['token endpoint answers 503', (ts: TokenService) => ts.faults.push(...Array.from({ length: 40 }, () => 503))],
+  ] as const) {
+    const { ts, host } = await tokenRegistry();
+    const { file } = await mountVia(host);
+    setup(ts);
+    await new Promise((r) => setTimeout(r, 2200)); // the mount's token has expired
+    const r = await read4k(file, 2);
+    ts.faults.length = 0;
+    await new Promise((r2) => setTimeout(r2, 500));
+    const after = await read4k(file, 5);
+    const ok = !r.ok && r.ms <= (BUDGET_S + 5) * 1000 && after.ok;
+    await observe({ group: 'auth', case: name, expected: `EIO within ${BUDGET_S + 5} s; reads succeed once it is fixed`, observed: `${r.detail} in ${(r.ms / 1000).toFixed(1)} s; after recovery ${after.detail}`, ok });
+    assert.ok(ok, `${name}: ${r.detail} ${r.ms} ms; after: ${after.detail}`);
+  }
+});
+
+test('disk faults: a corrupted chunk, a deleted cache dir, a read-only cache dir — correct bytes from the network', async () => {
+  const { file, cache, port } = await mountVia(proxy.host);
+  const metrics = async () => parsePrometheus(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+  assert.ok((await read4k(file, 4)).ok);
+  // Corrupt chunk 4 on disk; the memory cache still has it, so read a chunk that is only on disk.
+  await run('sh', ['-c', `dd if='${file}' of=/dev/null bs=1M skip=20 count=20 status=none`]);
+  const victim = (await run('sh', ['-c', `find '${cache}/chunks' -name '*-c1048576-20'`])).stdout.trim();
+  await run('sh', ['-c', `printf 'XX' | dd of='${victim}' bs=1 seek=5000 conv=notrunc status=none`]);
+  await run('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches']);
+  const r1 = await read4k(file, 20);
+  const corruptions = (await metrics()).get('regfs_cache_corruptions_total');
+  let ok = r1.ok && corruptions === 1;
+  await observe({ group: 'disk', case: 'a chunk file corrupted on disk', expected: 'correct bytes, corruption counted', observed: `${r1.detail}, corruptions=${corruptions}`, ok });
+  assert.ok(ok);
+  await rm(join(cache, 'chunks'), { recursive: true, force: true });
+  const r2 = await read4k(file, 50);
+  ok = r2.ok;
+  await observe({ group: 'disk', case: 'cache dir deleted while running', expected: 'correct bytes from the network', observed: r2.detail, ok });
+  assert.ok(ok);
+  await rm(join(cache, 'chunks'), { recursive: true, force: true });
+  await writeFile(join(cache, 'chunks'), 'a file where the dir was: writes fail like on a read-only fs');
+  const r3 = await read4k(file, 55);
+  const writeErrors = (await metrics()).get('regfs_cache_write_errors_total');
+  ok = r3.ok && (writeErrors ?? 0) >= 1;
+  await observe({ group: 'disk', case: 'cache dir unwritable (read-only)', expected: 'correct bytes, one warning, write-error metric', observed: `${r3.detail}, write errors=${writeErrors}`, ok });
+  assert.ok(ok);
+});
+
+test('kill -9 of the daemon under load, then a restart: cache verify is clean and reads are exact', async () => {
+  const { m, file, cache, mnt } = await mountVia(proxy.host);
+  proxy.throttle(32 * MiB);
+  const readers = Array.from({ length: 8 }, (_v, i) => run('dd', [`if=${file}`, 'of=/dev/null', 'bs=1M', `skip=${i * 8}`, 'count=8', 'status=none']).catch(() => undefined));
+  await new Promise((r) => setTimeout(r, 700));
+  await m.stop('SIGKILL');
+  await Promise.all(readers);
+  proxy.throttle(0);
+  const verify = await run('node', [CLI, 'cache', 'verify', '--cache-dir', cache]).then((r) => r.stdout, (e: { stdout: string }) => e.stdout);
+  const again = await startMount(`${proxy.host}/rel/big:v1`, mnt, ['--cache-dir', cache, '--log-level', 'warn']);
+  stops.push(async () => void (await again.stop()));
+  const { stdout } = await run('sh', ['-c', `sha256sum < '${file}'`]);
+  await again.stop();
+  const ok = / 0 corrupt/.test(verify) && stdout.startsWith(createHash('sha256').update(BLOB).digest('hex'));
+  await observe({ group: 'disk', case: 'kill -9 under load, then restart', expected: 'cache verify clean, reads byte-exact', observed: `${verify.trim().split('\n')[0]}; full read ${ok ? 'exact' : 'WRONG'}`, ok });
+  assert.ok(ok, verify);
+});
