@@ -241,9 +241,11 @@ for (const profile of PROFILES) {
 
   // 4: fio random reads, cold and warm, against fio on a local copy.
   for (const bs of ['4k', '128k']) {
-    const fio = async (file) => {
+    // --invalidate=0: fio would otherwise drop the file's page cache first, so "warm" would
+    // measure neither a user's warm file nor the local copy's.
+    const fio = async (file, invalidate = true) => {
       // fio splits --filename at ':' unless escaped; digests contain one.
-      const { stdout } = await run('fio', ['--name=r', `--filename=${file.replace(/:/g, '\\:')}`, '--readonly', '--rw=randread', `--bs=${bs}`, '--ioengine=psync', '--numjobs=4', '--group_reporting', '--time_based', '--runtime=2', '--output-format=json'], { maxBuffer: 16 << 20 });
+      const { stdout } = await run('fio', ['--name=r', `--filename=${file.replace(/:/g, '\\:')}`, '--readonly', '--rw=randread', `--bs=${bs}`, '--ioengine=psync', '--numjobs=4', '--group_reporting', '--time_based', '--runtime=2', `--invalidate=${invalidate ? 1 : 0}`, '--output-format=json'], { maxBuffer: 16 << 20 });
       return JSON.parse(stdout).jobs[0].read.iops;
     };
     const cold = [], warm = [], local = [];
@@ -254,10 +256,10 @@ for (const profile of PROFILES) {
         // Warm as a user meets it after one full read: chunks on disk, page cache as it is,
         // like the local copy it is compared with.
         await sh(`cat '${layerFile(mnt)}' > /dev/null`);
-        warm.push(await fio(layerFile(mnt)));
+        warm.push(await fio(layerFile(mnt), false));
       });
       await sh(`cat '${localLayer}' > /dev/null`);
-      local.push(await fio(localLayer));
+      local.push(await fio(localLayer, false));
     }
     record(`4 random ${bs} reads, cold`, profile, 'IOPS', cold, undefined, 'IOPS');
     record(`4 random ${bs} reads, warm ÷ local copy`, profile, 'IOPS', warm, local, 'IOPS');

@@ -13,8 +13,13 @@ import { type ReaderCounters, newReaderCounters } from './counters.js';
 
 export interface ChunkReaderOptions {
   chunkSize: number;
-  /** Upper bound of one coalesced range request. */
+  /** Upper bound of one coalesced range request for a reader that waits. */
   maxRequestBytes: number;
+  /**
+   * Upper bound of one read-ahead request (default: maxRequestBytes). Smaller read-ahead
+   * requests run in parallel, which is what beats a per-connection bandwidth cap.
+   */
+  prefetchRequestBytes?: number;
   /** Range requests in flight, all blobs together. */
   globalConcurrency: number;
   /** Range requests in flight for one blob. */
@@ -234,7 +239,8 @@ export class ChunkReader implements BlobReader {
       } else missing.push(m);
     });
     // Adjacent misses become one request, up to maxRequestBytes each.
-    const maxChunks = Math.max(1, Math.floor(this.opts.maxRequestBytes / cs));
+    const limit = urgent ? this.opts.maxRequestBytes : (this.opts.prefetchRequestBytes ?? this.opts.maxRequestBytes);
+    const maxChunks = Math.max(1, Math.floor(limit / cs));
     const runs: Pending[][] = [];
     for (const m of missing) {
       const run = runs[runs.length - 1];

@@ -12,12 +12,13 @@ export function createChunkReader(cfg: RegfsConfig, store: DiskChunkStore, upstr
   return new ChunkReader(store, upstream, {
     chunkSize: cfg.chunkSize,
     maxRequestBytes: Math.max(cfg.chunkSize, 8 << 20),
+    prefetchRequestBytes: Math.max(cfg.chunkSize, 4 << 20),
     globalConcurrency: Math.max(4, cfg.connections * 2),
     perBlobConcurrency: Math.max(2, cfg.connections),
-    hot: new MemoryChunkCache(Math.min(16 << 20, 16 * cfg.chunkSize)),
+    hot: new MemoryChunkCache(Math.min(12 << 20, 12 * cfg.chunkSize)),
     // Fetched bytes waiting for the disk: enough to keep a fast network busy, small enough for
     // the daemon to stay under ~150 MB while streaming a large blob.
-    maxPendingWriteBytes: 24 << 20,
+    maxPendingWriteBytes: 16 << 20,
     logger,
   });
 }

@@ -3,11 +3,11 @@ import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { RegfsError } from '../lib/errors.js';
 import type { ImageStore } from './image-store.js';
-import type { Metrics } from './metrics.js';
+import type { MetricsSink } from './metrics.js';
 
 export interface ControlDeps {
   store: ImageStore;
-  metrics: Metrics;
+  metrics: MetricsSink;
   mountpoint: string;
   /** Fetches every layer of an opened image into the cache; resolves with the bytes. */
   prefetch(ref: string): Promise<number>;
@@ -40,7 +40,7 @@ export async function serveControl(path: string, deps: ControlDeps): Promise<{ c
         );
       case 'GET /stats': {
         // The same numbers as /metrics, as prom-client's JSON: name → values with labels.
-        const json = await deps.metrics.registry.getMetricsAsJSON();
+        const json = await deps.metrics.json();
         return send(res, 200, { images: deps.store.list().length, metrics: json });
       }
       case 'POST /prefetch': {

@@ -10,7 +10,7 @@ import type { Digest } from '../lib/digest.js';
 import type { Logger } from '../lib/logger.js';
 import { formatSize } from '../lib/size.js';
 import type { ResolvedImage } from '../registry/index.js';
-import type { Metrics } from './metrics.js';
+import type { MetricsSink } from './metrics.js';
 
 export interface AssemblyDeps {
   reader: ChunkReader;
@@ -19,7 +19,7 @@ export interface AssemblyDeps {
   spans: SpanCache;
   inodes: InodeAllocator;
   logger: Logger;
-  metrics: Metrics;
+  metrics: MetricsSink;
   onProgress?: ((text: string) => void) | undefined;
   /** Called on every data read of the image (idle tracking). */
   touch?: (() => void) | undefined;

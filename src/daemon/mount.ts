@@ -16,7 +16,7 @@ import { RoutingUpstream } from '../blob/routing-upstream.js';
 import type { ChunkReader } from '../blob/chunk-reader.js';
 import { createChunkReader, openStore } from './cache-setup.js';
 import { createLogger } from './logger.js';
-import { Metrics, serveMetrics } from './metrics.js';
+import { createMetrics, serveMetrics } from './metrics.js';
 import { loadFuseAdapter, prepareMountpoint, unmountPath } from './mountpoint.js';
 import { setupRegistry } from './registry-setup.js';
 
@@ -33,7 +33,7 @@ export interface MountHooks {
 /** `regfs mount`: resolve, mount, serve until a signal, unmount. The composition root of a mount. */
 export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg: string, hooks: MountHooks): Promise<void> {
   const logger = createLogger(cfg.logLevel);
-  const metrics = new Metrics();
+  const metrics = await createMetrics(cfg.metrics !== undefined);
   const cleanups: (() => Promise<void>)[] = [];
   try {
     const ref = parseReference(refText);
@@ -62,7 +62,7 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
       metrics,
       onProgress: hooks.onProgress,
     }, 1);
-    const fs = new ReadOnlyFilesystem(root, { onRead: (_n, ms) => metrics.readDuration.observe(ms / 1000) });
+    const fs = new ReadOnlyFilesystem(root, { onRead: (_n, ms) => metrics.observeRead(ms / 1000) });
 
     let mount: FuseMount | undefined;
     metrics.attach({ reader: () => reader.counters, cache: () => store.counters, readsInFlight: () => mount?.inFlight ?? 0 });

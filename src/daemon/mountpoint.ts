@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { RegfsError } from '../lib/errors.js';
@@ -79,6 +79,8 @@ export async function prepareMountpoint(path: string): Promise<string> {
     throw new MountpointError(abs, (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist (create the directory first)' : (e as Error).message);
   }
   if (!st.isDirectory()) throw new MountpointError(abs, 'is not a directory');
+  // libfuse refuses a non-empty directory with a cryptic message; say it plainly.
+  if ((await readdir(abs)).length > 0) throw new MountpointError(abs, 'is not empty (mount on an empty directory)');
   return abs;
 }
 

@@ -14,7 +14,7 @@ import { serveControl } from './control.js';
 import { ImageRecords } from './image-records.js';
 import { ImageStore } from './image-store.js';
 import { createLogger } from './logger.js';
-import { Metrics, serveMetrics } from './metrics.js';
+import { createMetrics, serveMetrics } from './metrics.js';
 import { loadFuseAdapter, prepareMountpoint, unmountPath } from './mountpoint.js';
 import { setupRegistry } from './registry-setup.js';
 import { SdNotifier } from './sd-notify.js';
@@ -32,7 +32,8 @@ export interface ServeHooks {
 export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<void> {
   if (!cfg.store) throw new ConfigError('serve needs `store` (the mount path of the image store) in the config or --store');
   const logger = createLogger(cfg.logLevel);
-  const metrics = new Metrics();
+  // The control socket's `stats` reads the metrics, so serve always keeps them.
+  const metrics = await createMetrics(true);
   const notify = new SdNotifier(cfg.notifySocket, logger);
   const cleanups: (() => Promise<void>)[] = [];
   try {
@@ -66,7 +67,7 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<voi
       source: (ref) => createBlobFetcher(client, { endpoint: ref.endpoint, repository: ref.repository }),
     });
     const restored = await images.restore();
-    const fs = new ReadOnlyFilesystem(images.root, { onRead: (_n, ms) => metrics.readDuration.observe(ms / 1000) });
+    const fs = new ReadOnlyFilesystem(images.root, { onRead: (_n, ms) => metrics.observeRead(ms / 1000) });
 
     let mount: FuseMount | undefined;
     metrics.attach({ reader: () => reader.counters, cache: () => store.counters, readsInFlight: () => mount?.inFlight ?? 0 });

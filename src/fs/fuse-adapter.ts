@@ -1,4 +1,5 @@
 import Fuse, { type FuseOps, type FuseStat } from 'fuse-native';
+import { RegfsError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { errnoOf, FsError } from './errno.js';
 import type { ReadOnlyFilesystem } from './filesystem.js';
@@ -121,7 +122,11 @@ export async function mountFuse(fs: ReadOnlyFilesystem, mountpoint: string, opts
     fsname: 'regfs,ro,use_ino,max_readahead=1048576,default_permissions',
     subtype: 'regfs',
   });
-  await new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    fuse.mount((err) =>
+      err ? reject(new RegfsError('ERR_MOUNT', `cannot mount FUSE at ${mountpoint}: ${err.message} (is /dev/fuse usable, and are you root or in the fuse group?)`)) : resolve(),
+    ),
+  );
 
   return {
     mountpoint,

@@ -9,8 +9,9 @@ export interface ReadaheadPolicy {
   maxWindow: number;
 }
 
-// 16 MiB keeps ≥ 8 MiB in flight (two 8 MiB ranges) while bounding memory per reader.
-export const DEFAULT_READAHEAD: ReadaheadPolicy = { initialWindow: 1 << 20, maxWindow: 16 << 20 };
+// 24 MiB keeps ≥ 8 MiB in flight as several 4 MiB ranges in parallel (a per-connection
+// bandwidth cap is beaten by parallel ranges) while bounding memory per reader.
+export const DEFAULT_READAHEAD: ReadaheadPolicy = { initialWindow: 1 << 20, maxWindow: 24 << 20 };
 
 /** How far a read may land from the previous one and still count as sequential. */
 const SEQUENTIAL_SLACK = 1 << 20;

@@ -99,13 +99,15 @@ export async function startFaultProxy(target: string, port = 0): Promise<FaultPr
         return;
       }
       if (rate > 0) {
-        // Pace the body: pause upstream whenever we are ahead of the allowed rate.
+        // Pace the body: pause upstream whenever we are ahead of the allowed rate (the rate in
+        // force when the response started, even if it is changed meanwhile).
+        const bodyRate = rate;
         const started = Date.now();
         let sent = 0;
         ur.on('data', (d: Buffer) => {
           res.write(d);
           sent += d.length;
-          const ahead = sent / rate - (Date.now() - started) / 1000;
+          const ahead = sent / bodyRate - (Date.now() - started) / 1000;
           if (ahead > 0) {
             ur.pause();
             setTimeout(() => ur.resume(), ahead * 1000);

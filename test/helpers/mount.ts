@@ -16,7 +16,8 @@ export interface RunningMount {
 
 /** Runs `regfs mount` in the foreground and waits for its ready line. */
 export async function startMount(ref: string, mountpoint: string, extra: string[], timeoutMs = 30_000): Promise<RunningMount> {
-  const child = spawn('node', [CLI, 'mount', ref, mountpoint, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Run as users do (`regfs mount`): the shebang carries the daemon's node flags.
+  const child = spawn(CLI, ['mount', ref, mountpoint, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));

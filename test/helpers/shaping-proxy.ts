@@ -15,7 +15,7 @@ export async function startShapingProxy(target: { host: string; port: number }, 
   const sockets = new Set<Socket>();
   const pipe = (from: Socket, to: Socket): void => {
     // One ordered queue per direction, drained by a single timer: bytes must never be reordered.
-    const queue: { at: number; piece: Buffer | null }[] = [];
+    const queue: { at: number; piece: Buffer | 'end' | 'destroy' }[] = [];
     let nextFree = 0; // when the link is free to send again (ms)
     let queued = 0;
     let timer: NodeJS.Timeout | undefined;
@@ -24,8 +24,13 @@ export async function startShapingProxy(target: { host: string; port: number }, 
       const now = performance.now();
       while (queue.length > 0 && queue[0]!.at <= now) {
         const { piece } = queue.shift()!;
-        if (piece === null) {
+        if (piece === 'end') {
           to.end();
+          continue;
+        }
+        if (piece === 'destroy') {
+          // The other side went away: so does this one, but only after what it sent arrived.
+          to.destroy();
           continue;
         }
         queued -= piece.length;
@@ -34,7 +39,7 @@ export async function startShapingProxy(target: { host: string; port: number }, 
       if (queued < 1 << 20 && from.isPaused()) from.resume();
       if (queue.length > 0) timer = setTimeout(pump, Math.max(0, queue[0]!.at - performance.now()));
     };
-    const enqueue = (at: number, piece: Buffer | null): void => {
+    const enqueue = (at: number, piece: Buffer | 'end' | 'destroy'): void => {
       queue.push({ at, piece });
       if (!timer) timer = setTimeout(pump, Math.max(0, queue[0]!.at - performance.now()));
     };
@@ -49,21 +54,16 @@ export async function startShapingProxy(target: { host: string; port: number }, 
       }
       if (queued > 4 << 20) from.pause();
     });
-    from.on('end', () => enqueue(Math.max(performance.now(), nextFree) + opts.delayMs, null));
-    from.on('error', () => to.destroy());
+    from.on('end', () => enqueue(Math.max(performance.now(), nextFree) + opts.delayMs, 'end'));
+    from.on('close', () => enqueue(Math.max(performance.now(), nextFree) + opts.delayMs, 'destroy'));
+    from.on('error', () => {});
   };
   const server: Server = createServer((client) => {
     const upstream = connect(target.port, target.host);
     sockets.add(client);
     sockets.add(upstream);
-    client.on('close', () => {
-      sockets.delete(client);
-      upstream.destroy();
-    });
-    upstream.on('close', () => {
-      sockets.delete(upstream);
-      client.destroy();
-    });
+    client.on('close', () => void sockets.delete(client));
+    upstream.on('close', () => void sockets.delete(upstream));
     pipe(client, upstream);
     pipe(upstream, client);
   });

@@ -184,7 +184,12 @@ test('disk faults: a corrupted chunk, a deleted cache dir, a read-only cache dir
   await rm(join(cache, 'chunks'), { recursive: true, force: true });
   await writeFile(join(cache, 'chunks'), 'a file where the dir was: writes fail like on a read-only fs');
   const r3 = await read4k(file, 55);
-  const writeErrors = (await metrics()).get('regfs_cache_write_errors_total');
+  // The write happens after the read is answered: give it a moment to fail.
+  let writeErrors: number | undefined;
+  for (let i = 0; i < 40 && !writeErrors; i++) {
+    writeErrors = (await metrics()).get('regfs_cache_write_errors_total');
+    if (!writeErrors) await new Promise((r) => setTimeout(r, 50));
+  }
   ok = r3.ok && (writeErrors ?? 0) >= 1;
   await observe({ group: 'disk', case: 'cache dir unwritable (read-only)', expected: 'correct bytes, one warning, write-error metric', observed: `${r3.detail}, write errors=${writeErrors}`, ok });
   assert.ok(ok);

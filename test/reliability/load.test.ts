@@ -1,7 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { open, mkdir, readFile, readdir, readlink } from 'node:fs/promises';
+import { open, mkdir, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
@@ -60,7 +60,7 @@ test(`load: ${READERS} readers over 8 blobs and two rootfs for ${DURATION_MS / 1
   const mk = async (name: string, ref: string) => {
     const mnt = join(dir.path, name);
     await mkdir(mnt, { recursive: true });
-    const m = await startMount(ref, mnt, ['--cache-dir', join(dir.path, `cache-${name}`), '--cache-size', '48MiB', '--retry-budget', `${BUDGET_S}s`, '--log-level', 'warn']);
+    const m = await startMount(ref, mnt, ['--cache-dir', join(dir.path, `cache-${name}`), '--cache-size', '8MiB', '--chunk-size', '256KiB', '--retry-budget', `${BUDGET_S}s`, '--log-level', 'warn']);
     stops.push(async () => {
       await m.stop();
       await forceUnmount(mnt);
@@ -77,7 +77,11 @@ test(`load: ${READERS} readers over 8 blobs and two rootfs for ${DURATION_MS / 1
   assert.ok(files.length > 20);
   void readlink;
 
-  proxy.chaos(/\/blobs\//, 0.15, [
+  // The kernel's page cache would answer most reads itself: drop it now and then so that reads
+  // keep reaching the daemon, its disk cache (small, so chunks are evicted and fetched again)
+  // and the faulty network.
+  const dropper = setInterval(() => void writeFile('/proc/sys/vm/drop_caches', '3').catch(() => {}), 500);
+  proxy.chaos(/\/blobs\//, 0.5, [
     { kind: 'reset', afterBytes: 50_000 },
     { kind: 'truncate', afterBytes: 20_000 },
     { kind: 'status', status: 503 },
@@ -150,6 +154,7 @@ test(`load: ${READERS} readers over 8 blobs and two rootfs for ${DURATION_MS / 1
   };
   await Promise.all(Array.from({ length: READERS }, (_v, k) => reader(k)));
   clearInterval(sampler);
+  clearInterval(dropper);
   proxy.chaos(/x/, 0, []);
   const faulted = proxy.requests.filter((r) => r.fault !== undefined).length;
 
@@ -161,11 +166,11 @@ test(`load: ${READERS} readers over 8 blobs and two rootfs for ${DURATION_MS / 1
   await blobMount.m.stop();
   const verify = await run('node', [CLI, 'cache', 'verify', '--cache-dir', join(dir.path, 'cache-blobs')]).then((r) => r.stdout, (e: { stdout: string }) => e.stdout);
 
-  const summary = `${reads} reads, ${(bytes / MiB).toFixed(0)} MiB verified, ${wrong} wrong, ${eio} EIO, ${faulted} faults injected, slowest read ${(slowest / 1000).toFixed(1)} s, peak RSS ${peakRss.toFixed(0)} MB, peak fds ${peakFds}; cache verify: ${verify.trim().split('\n')[0]}`;
+  const summary = `${reads} reads, ${proxy.requests.length} HTTP requests, ${(bytes / MiB).toFixed(0)} MiB verified, ${wrong} wrong, ${eio} EIO, ${faulted} faults injected, slowest read ${(slowest / 1000).toFixed(1)} s, peak RSS ${peakRss.toFixed(0)} MB, peak fds ${peakFds}; cache verify: ${verify.trim().split('\n')[0]}`;
   console.log(`# ${summary}`);
   const ok = wrong === 0 && slowest <= (BUDGET_S + 5) * 1000 && / 0 corrupt/.test(verify) && peakRss < 400 && peakFds < 1000;
   await observe({ group: 'load', case: `${READERS} readers, 8 blobs + 2 rootfs, ${DURATION_MS / 1000} s, random faults`, expected: `0 wrong bytes, no read over ${BUDGET_S + 5} s, RSS < 400 MB, fds < 1000, cache verify clean`, observed: summary, ok });
   assert.equal(wrong, 0);
   assert.ok(ok, summary);
-  assert.ok(faulted > 50, `faults were injected (${faulted})`);
+  assert.ok(faulted >= 20, `faults were injected (${faulted})`);
 });

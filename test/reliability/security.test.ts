@@ -73,7 +73,7 @@ test('credentials never reach a redirect target on another host name, and signed
 });
 
 test('token registry: tokens, passwords and auth fields never appear in logs at trace level', async () => {
-  const work = join(dir.path, 'tok');
+  const work = join(dir.path, 'tok-work');
   await mkdir(work, { recursive: true });
   const ts = await startTokenService({ workDir: work, service: 'sec', issuer: 'sec-i', users: { tokuser: PASSWORD }, expiresIn: 1 });
   const reg = await startRegistry({ root: storage, workDir: work, auth: { kind: 'token', realm: ts.realm, service: 'sec', issuer: 'sec-i', certPath: ts.certPath } });

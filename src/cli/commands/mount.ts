@@ -23,7 +23,9 @@ class DaemonStartError extends RegfsError {
 function startDaemon(argv: string[], logFile: string | undefined): Promise<string> {
   const args = argv.filter((a) => a !== '--daemon' && a !== '--daemon=true');
   const err = logFile ? openSync(logFile, 'a', 0o600) : 'ignore';
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args, '--daemon-child'], {
+  // Same node flags as the shebang (the young-generation size), whatever started this process.
+  const flags = process.execArgv.some((a) => a.startsWith('--max-semi-space-size')) ? process.execArgv : [...process.execArgv, '--max-semi-space-size=1'];
+  const child = spawn(process.execPath, [...flags, process.argv[1]!, ...args, '--daemon-child'], {
     detached: true,
     stdio: ['ignore', 'ignore', err, 'ipc'],
   });
