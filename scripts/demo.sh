@@ -46,6 +46,8 @@ cat >&2 <<TXT
 demo: mounting $REF at $WORK/mnt. In another terminal, try:
   ls -l $WORK/mnt $WORK/mnt/blobs
   cat $WORK/mnt/manifest.json
+  ls -l $WORK/mnt/rootfs/usr/bin && $WORK/mnt/rootfs/usr/bin/bash -c 'echo hello from the image'
+  cat $WORK/mnt/rootfs/etc/os-release
   sha256sum $WORK/mnt/blobs/*          # each blob hashes to its own name
   curl -s http://$METRICS/metrics | grep ^regfs_
   node dist/cli/main.js cache stats --cache-dir $WORK/cache

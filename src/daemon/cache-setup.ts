@@ -2,6 +2,8 @@ import type { RegfsConfig } from '../config/schema.js';
 import { DiskChunkStore } from '../cache/disk-chunk-store.js';
 import { MemoryChunkCache } from '../cache/memory-chunk-cache.js';
 import { ChunkReader, type Upstream } from '../blob/chunk-reader.js';
+import { RoutingUpstream } from '../blob/routing-upstream.js';
+import { DiskIndexStore } from '../cache/index-store.js';
 import type { Logger } from '../lib/logger.js';
 
 export async function openStore(cfg: RegfsConfig, logger: Logger, lock = true): Promise<DiskChunkStore> {
@@ -21,4 +23,32 @@ export function createChunkReader(cfg: RegfsConfig, store: DiskChunkStore, upstr
     maxPendingWriteBytes: 16 << 20,
     logger,
   });
+}
+
+/** Everything between the filesystem and the registry: disk cache, chunk reader, layer indexes. */
+export interface DataPath {
+  store: DiskChunkStore;
+  routes: RoutingUpstream;
+  reader: ChunkReader;
+  indexes: DiskIndexStore;
+  spans: MemoryChunkCache;
+  /** Waits for cache writes, then releases the cache dir. */
+  close(): Promise<void>;
+}
+
+export async function openDataPath(cfg: RegfsConfig, logger: Logger): Promise<DataPath> {
+  const store = await openStore(cfg, logger);
+  const routes = new RoutingUpstream();
+  const reader = createChunkReader(cfg, store, routes, logger);
+  return {
+    store,
+    routes,
+    reader,
+    indexes: await DiskIndexStore.open(cfg.cacheDir),
+    spans: new MemoryChunkCache(32 << 20),
+    close: async () => {
+      await reader.flush();
+      await store.close();
+    },
+  };
 }

@@ -3,8 +3,6 @@ import { InodeAllocator } from '../fs/node.js';
 import type { Layer } from '../image/layer.js';
 import { assembleImage } from './image-assembly.js';
 import { TOC_DIGEST_ANNOTATION } from '../image/estargz.js';
-import { DiskIndexStore } from '../cache/index-store.js';
-import { MemoryChunkCache } from '../cache/memory-chunk-cache.js';
 import { ReadOnlyFilesystem } from '../fs/filesystem.js';
 import type { FuseMount } from '../fs/fuse-adapter.js';
 import { withDeadline } from '../lib/abort.js';
@@ -12,9 +10,8 @@ import type { Digest } from '../lib/digest.js';
 import type { Logger } from '../lib/logger.js';
 import { formatSize } from '../lib/size.js';
 import { type ResolvedImage, createBlobFetcher, hostPlatform, parsePlatform, parseReference, resolveImage } from '../registry/index.js';
-import { RoutingUpstream } from '../blob/routing-upstream.js';
 import type { ChunkReader } from '../blob/chunk-reader.js';
-import { createChunkReader, openStore } from './cache-setup.js';
+import { openDataPath } from './cache-setup.js';
 import { createLogger } from './logger.js';
 import { createMetrics, serveMetrics } from './metrics.js';
 import { loadFuseAdapter, prepareMountpoint, unmountPath } from './mountpoint.js';
@@ -41,11 +38,9 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
     const mountpoint = await prepareMountpoint(mountpointArg);
     const registry = await setupRegistry(cfg, logger, metrics.observer);
     cleanups.push(() => registry.close());
-    const store = await openStore(cfg, logger);
-    cleanups.push(() => store.close());
-    const routes = new RoutingUpstream();
-    const reader = createChunkReader(cfg, store, routes, logger);
-    cleanups.push(() => reader.flush());
+    const data = await openDataPath(cfg, logger);
+    cleanups.push(data.close);
+    const { store, reader } = data;
 
     const platform = cfg.platform ? parsePlatform(cfg.platform) : hostPlatform();
     const img = await resolveImage(registry.client, ref, platform, withDeadline(undefined, cfg.retryBudget * 2));
@@ -53,10 +48,7 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
     const blobs = [img.manifest.config, ...img.manifest.layers];
     const inodes = new InodeAllocator();
     const { root, layers } = assembleImage(img, fetcher, {
-      reader,
-      routes,
-      indexes: await DiskIndexStore.open(cfg.cacheDir),
-      spans: new MemoryChunkCache(32 << 20),
+      ...data,
       inodes,
       logger,
       metrics,

@@ -3,13 +3,10 @@ import type { RegfsConfig } from '../config/schema.js';
 import { ReadOnlyFilesystem } from '../fs/filesystem.js';
 import type { FuseMount } from '../fs/fuse-adapter.js';
 import { InodeAllocator } from '../fs/node.js';
-import { RoutingUpstream } from '../blob/routing-upstream.js';
-import { DiskIndexStore } from '../cache/index-store.js';
-import { MemoryChunkCache } from '../cache/memory-chunk-cache.js';
 import { ConfigError } from '../lib/errors.js';
 import { formatSize } from '../lib/size.js';
 import { type Registry, createBlobFetcher, hostPlatform, parsePlatform, resolveImage } from '../registry/index.js';
-import { createChunkReader, openStore } from './cache-setup.js';
+import { openDataPath } from './cache-setup.js';
 import { serveControl } from './control.js';
 import { ImageRecords } from './image-records.js';
 import { ImageStore } from './image-store.js';
@@ -47,17 +44,12 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<voi
       readAt: (...a: Parameters<Registry['client']['readAt']>) => registry.client.readAt(...a),
       blobSize: (...a: Parameters<Registry['client']['blobSize']>) => registry.client.blobSize(...a),
     };
-    const store = await openStore(cfg, logger);
-    cleanups.push(() => store.close());
-    const routes = new RoutingUpstream();
-    const reader = createChunkReader(cfg, store, routes, logger);
-    cleanups.push(() => reader.flush());
+    const data = await openDataPath(cfg, logger);
+    cleanups.push(data.close);
+    const { store, reader } = data;
     const platform = cfg.platform ? parsePlatform(cfg.platform) : hostPlatform();
     const images = new ImageStore({
-      reader,
-      routes,
-      indexes: await DiskIndexStore.open(cfg.cacheDir),
-      spans: new MemoryChunkCache(32 << 20),
+      ...data,
       inodes: new InodeAllocator(),
       logger,
       log: logger,

@@ -6,7 +6,7 @@ import { cp, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { patternBytes, pushRawImage } from '../helpers/images.js';
-import { forceUnmount, parsePrometheus, startMount } from '../helpers/mount.js';
+import { forceUnmount, parsePrometheus, startMount, makeMountpoint } from '../helpers/mount.js';
 import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
 import { freePort, tempDir } from '../helpers/tmp.js';
 
@@ -53,12 +53,7 @@ after(async () => {
   await dir?.cleanup();
 });
 
-async function mountpoint(name: string): Promise<string> {
-  const p = join(dir.path, name);
-  await mkdir(p, { recursive: true });
-  mounts.push(p);
-  return p;
-}
+const mountpoint = (name: string): Promise<string> => makeMountpoint(dir.path, name, mounts);
 
 /** Rewrites the TOC of an eStargz blob with Python (tar + gzip), keeping offsets and footer. */
 async function rewriteToc(blob: Buffer, edit: string): Promise<{ blob: Buffer; toc: string }> {

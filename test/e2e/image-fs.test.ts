@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
 import { buildRichImage } from '../helpers/fixture-rich-image.js';
 import { type BuiltImage, buildImage, patternBytes, pushImage, pushRawImage } from '../helpers/images.js';
-import { CLI, forceUnmount, parsePrometheus, startMount } from '../helpers/mount.js';
+import { CLI, forceUnmount, parsePrometheus, startMount, makeMountpoint } from '../helpers/mount.js';
 import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
 import { freePort, tempDir } from '../helpers/tmp.js';
 import { diffTrees, snapshotTree } from '../helpers/tree-compare.js';
@@ -36,12 +36,7 @@ after(async () => {
   await dir?.cleanup();
 });
 
-async function mountpoint(name: string): Promise<string> {
-  const p = join(dir.path, name);
-  await mkdir(p, { recursive: true });
-  mounts.push(p);
-  return p;
-}
+const mountpoint = (name: string): Promise<string> => makeMountpoint(dir.path, name, mounts);
 
 test('rootfs/ equals umoci unpack of the same image: paths, types, modes, owners, sizes, links, content, hardlinks', async () => {
   const bundle = join(dir.path, 'truth');

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
 import { buildSmallImage } from '../helpers/fixture-image.js';
 import { type BuiltImage, patternBytes, pushImage, pushRawImage } from '../helpers/images.js';
-import { CLI, forceUnmount, isMounted, parsePrometheus, startMount } from '../helpers/mount.js';
+import { CLI, forceUnmount, isMounted, parsePrometheus, startMount, makeMountpoint } from '../helpers/mount.js';
 import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
 import { freePort, tempDir, waitFor } from '../helpers/tmp.js';
 
@@ -39,12 +39,7 @@ after(async () => {
   await dir?.cleanup();
 });
 
-async function mountpoint(name: string): Promise<string> {
-  const p = join(dir.path, name);
-  await mkdir(p, { recursive: true });
-  mounts.push(p);
-  return p;
-}
+const mountpoint = (name: string): Promise<string> => makeMountpoint(dir.path, name, mounts);
 
 const common = (name: string): string[] => ['--cache-dir', join(dir.path, `cache-${name}`), '--log-level', 'warn'];
 

@@ -72,3 +72,12 @@ export function parsePrometheus(text: string): Map<string, number> {
   }
   return out;
 }
+
+/** An empty directory to mount on, remembered in `list` so the test can unmount it at the end. */
+export async function makeMountpoint(base: string, name: string, list: string[]): Promise<string> {
+  const { mkdir } = await import('node:fs/promises');
+  const p = join(base, name);
+  await mkdir(p, { recursive: true });
+  list.push(p);
+  return p;
+}
