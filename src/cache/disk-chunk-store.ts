@@ -24,8 +24,6 @@ interface Entry {
   writing?: boolean;
 }
 
-/** Writes that fail with these mean "the disk cannot take it now": degrade, do not crash. */
-const DEGRADE_CODES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'ENOENT', 'EIO', 'ENOTDIR']);
 const DEGRADED_RETRY_MS = 30_000;
 /** Last-use times on disk are refreshed at most this often per chunk (one utimes per minute). */
 const TOUCH_INTERVAL_MS = 60_000;
@@ -142,8 +140,9 @@ export class DiskChunkStore implements ChunkStore {
     } catch (e) {
       if (this.lru.peek(key) === entry) this.lru.delete(key);
       await unlink(tmp).catch(() => {});
+      // Any failure of the disk (whatever errno) degrades to network reads; only a bug rethrows.
       const code = (e as NodeJS.ErrnoException).code ?? '';
-      if (!DEGRADE_CODES.has(code)) throw e;
+      if (!/^E[A-Z]+$/.test(code)) throw e;
       this.counters.writeErrors++;
       if (code === 'ENOENT') this.madeDirs.clear(); // the dir was deleted: recreate it next time
       this.degradedUntil = Date.now() + (code === 'ENOENT' ? 0 : DEGRADED_RETRY_MS);

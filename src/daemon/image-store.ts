@@ -1,7 +1,7 @@
 import { type FsNode, type InodeAllocator, makeDir } from '../fs/node.js';
 import type { Layer } from '../image/layer.js';
 import type { BlobReader } from '../lib/blob-reader.js';
-import { NotFoundError } from '../lib/errors.js';
+import { AuthError, NotFoundError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { type ImageReference, type ResolvedImage, parseReference } from '../registry/index.js';
 import { type AssemblyDeps, assembleImage } from './image-assembly.js';
@@ -125,8 +125,8 @@ export class ImageStore {
           // No such manifest (registries with token auth often say so with a 401 for a repository
           // that does not exist): the name may be a deeper part of a repository path. Anything
           // else (network, 5xx) is an error for the caller, not an empty directory.
-          const code = (e as { code?: string }).code;
-          if (!(e instanceof NotFoundError) && code !== 'ERR_AUTH_FAILED') throw e;
+          const scopeOnly = e instanceof AuthError && !e.credentialsRejected;
+          if (!(e instanceof NotFoundError) && !scopeOnly) throw e;
           this.deps.log.debug({ ref: refText, err: (e as Error).message }, 'not an image; trying as a repository component');
         }
       }

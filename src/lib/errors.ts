@@ -72,8 +72,15 @@ export class PlatformNotFoundError extends RegfsError {
 }
 
 export class AuthError extends RegfsError {
-  constructor(host: string, why: string, ctx: ErrorContext = {}) {
+  /**
+   * True when our credentials themselves were refused (wrong password, token service said no);
+   * false when the registry only refused access to this repository, which is also how many
+   * registries answer for a repository that does not exist.
+   */
+  readonly credentialsRejected: boolean;
+  constructor(host: string, why: string, ctx: ErrorContext = {}, credentialsRejected = false) {
     super('ERR_AUTH_FAILED', `authentication failed for ${host}: ${why}`, { ...ctx, host });
+    this.credentialsRejected = credentialsRejected;
   }
 }
 

@@ -73,7 +73,7 @@ export class Authenticator {
       this.schemes.set(host, { kind: 'basic' });
       if (!cred?.username || !cred.password) throw new AuthError(host, 'the registry requires a username and password (docker login, or registries.<host>.username/password)');
       const h = basicHeader(host, cred)!;
-      if (sent === h) throw new AuthError(host, `wrong username or password for user ${JSON.stringify(cred.username)}`);
+      if (sent === h) throw new AuthError(host, `wrong username or password for user ${JSON.stringify(cred.username)}`, {}, true);
       return h;
     }
     throw new AuthError(host, header ? `unsupported challenge ${JSON.stringify(header.split(' ')[0])}` : '401 without a WWW-Authenticate challenge');
@@ -83,7 +83,7 @@ export class Authenticator {
   async refused(host: string, scope: string, sent: string | undefined, url: string): Promise<AuthError> {
     const cred = await this.deps.credentials.get(host);
     const ctx = { url, status: 401 };
-    if (sent?.startsWith('Basic ')) return new AuthError(host, `wrong username or password for user ${JSON.stringify(cred?.username)}`, ctx);
+    if (sent?.startsWith('Basic ')) return new AuthError(host, `wrong username or password for user ${JSON.stringify(cred?.username)}`, ctx, true);
     if (!cred) return new AuthError(host, `anonymous access to ${scope} was refused; log in (docker login) or set registries.${host}.username/password`, ctx);
     return new AuthError(host, `the registry refused the token issued for ${JSON.stringify(cred.username ?? 'identity token')} (${scope})`, ctx);
   }

@@ -108,7 +108,7 @@ export class TokenClient {
     const url = redactUrl(realm);
     if (res.statusCode === 401 || res.statusCode === 403) {
       await res.body.dump();
-      throw new AuthError(registryHost, `token service ${url} refused the credentials (HTTP ${res.statusCode})`, { url, status: res.statusCode });
+      throw new AuthError(registryHost, `token service ${url} refused the credentials (HTTP ${res.statusCode})`, { url, status: res.statusCode }, true);
     }
     if (res.statusCode !== 200) {
       await res.body.dump();

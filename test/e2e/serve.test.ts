@@ -210,3 +210,28 @@ test('systemd-analyze verify accepts the unit file', async () => {
   assert.match(unit, /^Restart=on-failure$/m);
   assert.match(unit, /^DeviceAllow=\/dev\/fuse rw$/m);
 });
+
+test('SIGHUP reloads registry settings; idle images are forgotten and come back on lookup', async () => {
+  const htpasswd = join(dir.path, 'htpasswd-reload');
+  await writeFile(htpasswd, (await run('htpasswd', ['-Bbn', 'ops', 'right'])).stdout);
+  const locked = await startRegistry({ root: join(dir.path, 'storage'), workDir: dir.path, auth: { kind: 'htpasswd', path: htpasswd } });
+  cleanups.push(locked.stop);
+  const s = await startServe('reload', { registries: { [locked.host]: { username: 'ops', password: 'wrong' } }, idleTimeout: '1s' });
+  const image = join(s.store, locked.host, 'serve/a/v1');
+  await assert.rejects(readdir(image), /EIO|ENOENT/);
+  assert.match(s.stderr(), /authentication failed/);
+  // Fix the password in the config file and reload.
+  const cfgPath = join(dir.path, 'reload.yaml');
+  const cfg = JSON.parse(await readFile(cfgPath, 'utf8')) as Record<string, unknown>;
+  await writeFile(cfgPath, JSON.stringify({ ...cfg, registries: { [locked.host]: { username: 'ops', password: 'right' } } }));
+  s.child.kill('SIGHUP');
+  await waitFor('reload', async () => s.stderr().includes('registry settings reloaded'));
+  assert.ok((await readdir(image)).includes('rootfs'));
+  const ls = async (): Promise<string[]> => (JSON.parse((await run('node', [CLI, 'ctl', 'ls', '--control', s.control])).stdout) as { ref: string }[]).map((i) => i.ref);
+  assert.deepEqual(await ls(), [`${locked.host}/serve/a:v1`]);
+  await waitFor('idle image forgotten', async () => (await ls()).length === 0, 10_000);
+  assert.match(s.stderr(), /idle image forgotten/);
+  // It comes back on the next lookup (from its record: no re-resolution needed).
+  assert.ok((await readdir(image)).includes('rootfs'));
+  assert.deepEqual(await s.stop(), [0, null]);
+});
