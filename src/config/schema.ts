@@ -10,6 +10,7 @@ export interface RegistrySettings {
   readonly password?: string | undefined;
   readonly token?: string | undefined;
   readonly mirrors?: readonly string[] | undefined;
+  readonly connections?: number | undefined;
 }
 
 /** The validated, frozen configuration every component takes its slice from. */
@@ -100,6 +101,7 @@ const metrics: Parser = (v, key) => {
 
 const REGISTRY_KEYS: Record<keyof RegistrySettings, Parser> = {
   insecure: bool,
+  connections: (v, key) => int(1, 256)(v, key),
   caFile: str,
   skipVerify: bool,
   username: str,

@@ -25,6 +25,7 @@ export async function registryConfigFrom(cfg: RegfsConfig): Promise<RegistryConf
       password: s.password,
       token: s.token,
       mirrors: s.mirrors,
+      connections: s.connections,
     };
   }
   return {

@@ -16,6 +16,8 @@ export interface RegistryHostSettings {
   token?: string | undefined;
   /** Mirror base URLs (`http(s)://host[:port]`), tried in order before this registry. */
   mirrors?: readonly string[] | undefined;
+  /** Connections to this registry at once (default: the global `connections`). */
+  connections?: number | undefined;
 }
 
 export interface RegistryConfig {
@@ -42,6 +44,7 @@ export interface Registry {
 /** Builds the registry backend from its config slice. */
 export function createRegistry(cfg: RegistryConfig, deps: { observer?: RegistryObserver; logger?: Logger } = {}): Registry {
   const hostTls: Record<string, TlsOptions> = {};
+  const hostConnections: Record<string, number> = {};
   const explicit: Record<string, Credential> = {};
   const staticTokens: Record<string, string> = {};
   const insecure = new Set(cfg.insecureHosts);
@@ -57,12 +60,14 @@ export function createRegistry(cfg: RegistryConfig, deps: { observer?: RegistryO
     if (s.username !== undefined) explicit[host] = { username: s.username, password: s.password };
     if (s.token !== undefined) staticTokens[host] = s.token;
     if (s.insecure) insecure.add(host);
+    if (s.connections !== undefined) hostConnections[host] = s.connections;
   }
   const transport = new Transport({
     connectionsPerOrigin: cfg.connectionsPerOrigin,
     connectTimeoutMs: cfg.connectTimeoutMs,
     tls: cfg.tls,
     hostTls,
+    hostConnections,
     proxy: cfg.proxy,
   });
   const tokens = new TokenClient({

@@ -13,6 +13,8 @@ export interface TransportOptions {
   tls: TlsOptions;
   /** Per-host TLS overrides (`registries.<host>.caFile/skipVerify`). */
   hostTls?: Readonly<Record<string, TlsOptions>>;
+  /** Per-host connection caps (`registries.<host>.connections`). */
+  hostConnections?: Readonly<Record<string, number>>;
   proxy?: { http?: string | undefined; https?: string | undefined; noProxy?: string | undefined } | undefined;
 }
 
@@ -30,10 +32,11 @@ export class Transport {
 
   dispatcherFor(host: string): Dispatcher {
     const tls = this.opts.hostTls?.[host];
-    if (!tls) return this.base;
+    const connections = this.opts.hostConnections?.[host];
+    if (!tls && connections === undefined) return this.base;
     let d = this.perHost.get(host);
     if (!d) {
-      d = this.make({ ...this.opts.tls, ...tls });
+      d = this.make({ ...this.opts.tls, ...tls }, connections);
       this.perHost.set(host, d);
     }
     return d;
@@ -47,9 +50,9 @@ export class Transport {
     await Promise.all([this.base, ...this.perHost.values()].map((d) => d.close().catch(() => {})));
   }
 
-  private make(tls: TlsOptions): Dispatcher {
+  private make(tls: TlsOptions, connections = this.opts.connectionsPerOrigin): Dispatcher {
     const options = {
-      connections: this.opts.connectionsPerOrigin,
+      connections,
       keepAliveTimeout: 30_000,
       connect: { timeout: this.opts.connectTimeoutMs, ca: tls.ca, rejectUnauthorized: !tls.skipVerify },
     };

@@ -36,6 +36,8 @@ export interface FaultProxy {
   chaos(match: RegExp, p: number, faults: Fault[]): void;
   clearFaults(): void;
   count(match: RegExp, method?: string): number;
+  /** Most requests that were being answered at the same time. */
+  readonly peakConcurrent: number;
   close(): Promise<void>;
 }
 
@@ -45,6 +47,8 @@ export async function startFaultProxy(target: string, port = 0): Promise<FaultPr
   const requests: ProxyRequest[] = [];
   let rules: { match: RegExp; faults: Fault[] }[] = [];
   let rate = 0;
+  let active = 0;
+  let peak = 0;
   let chaos: { match: RegExp; p: number; faults: Fault[] } | undefined;
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
@@ -53,6 +57,8 @@ export async function startFaultProxy(target: string, port = 0): Promise<FaultPr
     let fault = rule?.faults.shift();
     if (!fault && chaos && chaos.match.test(path) && Math.random() < chaos.p) fault = chaos.faults[Math.floor(Math.random() * chaos.faults.length)];
     requests.push({ method: req.method ?? '', path, headers: req.headers, fault: fault?.kind });
+    peak = Math.max(peak, ++active);
+    res.once('close', () => void active--);
     if (fault?.kind === 'hang') return;
     if (fault?.kind === 'respond') return void res.writeHead(fault.status, { 'content-length': String(Buffer.byteLength(fault.body)), ...(fault.headers ?? {}) }).end(fault.body);
     if (fault?.kind === 'status') return void res.writeHead(fault.status, fault.headers ?? {}).end(`{"errors":[{"code":"INJECTED","message":"fault ${fault.status}"}]}`);
@@ -137,6 +143,9 @@ export async function startFaultProxy(target: string, port = 0): Promise<FaultPr
     throttle: (bytesPerSec) => void (rate = bytesPerSec),
     chaos: (match, p, faults) => void (chaos = p > 0 ? { match, p, faults } : undefined),
     clearFaults: () => void (rules = []),
+    get peakConcurrent() {
+      return peak;
+    },
     count: (match, method) => requests.filter((r) => match.test(r.path) && (method === undefined || r.method === method)).length,
     close: () =>
       new Promise((r) => {

@@ -199,3 +199,22 @@ test('faults: a server that drips bytes is abandoned by the body timeout and fai
     await t.close();
   }
 });
+
+test('a per-registry connection cap bounds concurrent requests to that registry', async () => {
+  const proxy = await startFaultProxy(open.url);
+  stops.push(proxy.close);
+  proxy.throttle(8 << 20);
+  const { registry } = makeRegistry({ hosts: { [proxy.host]: { connections: 2 } } });
+  try {
+    const f = createBlobFetcher(registry.client, { endpoint: proxy.host, repository: 'test/redir' });
+    await Promise.all(Array.from({ length: 12 }, async (_v, i) => {
+      const b = Buffer.alloc(200_000);
+      await f.readAt(digest, i * 300_000, b);
+      assert.ok(b.equals(BLOB.subarray(i * 300_000, i * 300_000 + 200_000)));
+    }));
+    assert.equal(proxy.peakConcurrent, 2);
+  } finally {
+    proxy.throttle(0);
+    await registry.close();
+  }
+});

@@ -40,6 +40,7 @@ test('bad config gets errors that name the key', async () => {
       ['registries:\n  h:\n    insecur: true', /unknown key registries\.h\.insecur/],
       ['registries:\n  h:\n    mirrors: ["ftp://x"]', /registries\.h\.mirrors entries must be http/],
       ['metrics: nowhere', /metrics must be HOST:PORT or unix:PATH/],
+      ['registries:\n  h:\n    connections: 0', /registries\.h\.connections must be an integer in 1…256/],
       ['- a\n- b', /must hold a mapping/],
       ['a: [', /not valid YAML/],
     ];
