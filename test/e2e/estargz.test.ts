@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { patternBytes, pushRawImage } from '../helpers/images.js';
 import { forceUnmount, parsePrometheus, startMount, makeMountpoint } from '../helpers/mount.js';
 import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
-import { freePort, tempDir } from '../helpers/tmp.js';
+import { freePort, tempDir, waitForMatch } from '../helpers/tmp.js';
 
 const run = promisify(execFile);
 const SCRIPTS = join(import.meta.dirname, '../../../scripts');
@@ -119,7 +119,7 @@ for e in toc['entries']:
   try {
     await assert.rejects(readFile(join(mnt, 'rootfs', probe)), /EIO/);
     assert.equal(await readFile(join(mnt, 'rootfs/etc/os-release'), 'utf8'), await readFile('/etc/os-release', 'utf8'));
-    assert.match(m.stderr(), /hashes to sha256:[0-9a-f]{64}, the TOC says sha256:0{64}; refused/);
+    await waitForMatch(() => m.stderr(), /hashes to sha256:[0-9a-f]{64}, the TOC says sha256:0{64}; refused/);
   } finally {
     assert.deepEqual(await m.stop(), [0, null]);
   }
@@ -140,8 +140,8 @@ test('eStargz: a TOC that does not match its annotation, or a footer pointing ou
     assert.equal(layers.length, 2);
     for (const l of layers) await assert.rejects(run('ls', [join(mnt, 'layers', l)]), /Input\/output error/);
     await assert.rejects(run('ls', [join(mnt, 'rootfs')]), /Input\/output error/);
-    assert.match(m.stderr(), /does not match the annotation sha256:1{64}/);
-    assert.match(m.stderr(), /TOC offset 4294967295 is outside the blob/);
+    await waitForMatch(() => m.stderr(), /does not match the annotation sha256:1{64}/);
+    await waitForMatch(() => m.stderr(), /TOC offset 4294967295 is outside the blob/);
   } finally {
     assert.deepEqual(await m.stop(), [0, null]);
   }

@@ -8,7 +8,7 @@ import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
 import { type BuiltImage, buildImage, describeLayout, patternBytes, pushImage } from '../helpers/images.js';
 import { CLI, forceUnmount, parsePrometheus } from '../helpers/mount.js';
 import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
-import { freePort, tempDir, waitFor } from '../helpers/tmp.js';
+import { freePort, tempDir, waitFor, waitForMatch } from '../helpers/tmp.js';
 
 const run = promisify(execFile);
 const UNIT = join(import.meta.dirname, '../../../scripts/regfs.service');
@@ -153,7 +153,7 @@ test('mirrors: a dead one and a 404 one fall back to the origin; once the mirror
   assert.ok((await readFile(join(s.store, proxy.host, 'serve/a/v1/rootfs/a.bin'))).equals(patternBytes(1 << 20, 2)));
   assert.ok(proxy.requests.length > before, 'the origin served');
   assert.ok(emptyProxy.requests.some((r) => r.path.includes('/manifests/')), 'the 404 mirror was asked');
-  assert.match(s.stderr(), /mirror failed; using the next one/);
+  await waitForMatch(() => s.stderr(), /mirror failed; using the next one/);
   // The dead mirror comes back (with the content), and after its back-off it is used again.
   const mirror = await startFaultProxy(reg.url, deadPort);
   cleanups.push(mirror.close);
@@ -219,7 +219,8 @@ test('SIGHUP reloads registry settings; idle images are forgotten and come back 
   const s = await startServe('reload', { registries: { [locked.host]: { username: 'ops', password: 'wrong' } }, idleTimeout: '1s' });
   const image = join(s.store, locked.host, 'serve/a/v1');
   await assert.rejects(readdir(image), /EIO|ENOENT/);
-  assert.match(s.stderr(), /authentication failed/);
+  // Logs are written asynchronously: wait for the line rather than race it.
+  await waitFor('the auth failure in the log', async () => /authentication failed/.test(s.stderr()));
   // Fix the password in the config file and reload.
   const cfgPath = join(dir.path, 'reload.yaml');
   const cfg = JSON.parse(await readFile(cfgPath, 'utf8')) as Record<string, unknown>;
@@ -230,7 +231,7 @@ test('SIGHUP reloads registry settings; idle images are forgotten and come back 
   const ls = async (): Promise<string[]> => (JSON.parse((await run('node', [CLI, 'ctl', 'ls', '--control', s.control])).stdout) as { ref: string }[]).map((i) => i.ref);
   assert.deepEqual(await ls(), [`${locked.host}/serve/a:v1`]);
   await waitFor('idle image forgotten', async () => (await ls()).length === 0, 10_000);
-  assert.match(s.stderr(), /idle image forgotten/);
+  await waitFor('the idle line in the log', async () => /idle image forgotten/.test(s.stderr()));
   // It comes back on the next lookup (from its record: no re-resolution needed).
   assert.ok((await readdir(image)).includes('rootfs'));
   assert.deepEqual(await s.stop(), [0, null]);

@@ -31,3 +31,12 @@ export async function waitFor(what: string, check: () => Promise<boolean>, timeo
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Waits until `get()` (a log, written asynchronously) matches `re`; fails with what it saw. */
+export async function waitForMatch(get: () => string, re: RegExp, timeoutMs = 5000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!re.test(get())) {
+    if (Date.now() > until) throw new Error(`no match for ${re} in:\n${get().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
