@@ -1,20 +1,8 @@
 // Hand-written types for fuse-native 2.2.6 (index.js), covering what regfs uses.
 declare module 'fuse-native' {
   type Cb<T = void> = T extends void ? (err: number) => void : (err: number, value?: T) => void;
-  export interface FuseStat {
-    mode: number;
-    uid: number;
-    gid: number;
-    size: number;
-    nlink: number;
-    ino: number;
-    rdev: number;
-    blksize: number;
-    blocks: number;
-    atime: Date;
-    mtime: Date;
-    ctime: Date;
-  }
+  /** What fuse-native's getStatArray reads: mode, uid, gid, size, nlink, ino, rdev, blksize, blocks, atime, mtime, ctime. */
+  export type FuseStat = object;
   export interface FuseOps {
     init?(cb: (err: number) => void): void;
     getattr?(path: string, cb: (err: number, stat?: FuseStat) => void): void;
