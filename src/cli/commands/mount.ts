@@ -44,7 +44,7 @@ function startDaemon(argv: string[], logFile: string | undefined): Promise<strin
 
 export const mountCommand: CommandModule<object, Args> = {
   command: 'mount <ref> <mountpoint>',
-  describe: 'resolve an image and mount it read-only: manifest.json, config.json, blobs/, fetched lazily',
+  describe: 'resolve an image and mount it read-only (manifest.json, config.json, blobs/, layers/, rootfs/), fetched lazily',
   builder: (y) =>
     withCommonOptions(y)
       .positional('ref', { type: 'string', demandOption: true, describe: 'image reference, e.g. alpine:3.19 or localhost:5000/app@sha256:…' })
@@ -58,7 +58,8 @@ export const mountCommand: CommandModule<object, Args> = {
       .option('allow-other', { type: 'boolean', describe: 'let other users see the mount (needs user_allow_other in /etc/fuse.conf)' })
       .example('$0 mount localhost:5000/app:1 /mnt/app', 'mount in the foreground; Ctrl-C unmounts')
       .example('$0 mount alpine:3.19 /mnt/alpine --daemon --metrics 127.0.0.1:9100', 'mount in the background with metrics')
-      .example('sha256sum /mnt/app/blobs/*', 'every blob hashes to its name') as never,
+      .example('sha256sum /mnt/app/blobs/*', 'every blob hashes to its name')
+      .example('/mnt/app/rootfs/usr/bin/env', 'run a program of the image without pulling it') as never,
   handler: async (argv) => {
     if (argv.daemon) {
       const line = await startDaemon(process.argv.slice(2), argv.logFile);
