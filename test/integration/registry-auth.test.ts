@@ -189,6 +189,9 @@ test('credential helpers: credHelpers supplies the password; a failing helper is
   const env = { ...process.env, PATH: `${bin}:${process.env['PATH']}` };
   const ok = await run('sh', ['-c', `node ${CLI} blob ${reg.host}/test/auth ${digest} --docker-config ${helperCfg} --cache-dir ${join(dir.path, 'cache-helper')} --log-level warn | sha256sum`], { env });
   assert.equal(`sha256:${ok.stdout.split(' ')[0]}`, digest);
+  // Access-log lines only ("HEAD /v2/… HTTP/1.1"): one per request.
+  const requestLines = async (): Promise<string[]> => (await readFile(reg.logPath, 'utf8')).split('\n').filter((l) => / \/v2\/test\/auth\/blobs\/\S+ HTTP\//.test(l));
+  const logBefore = (await requestLines()).length;
   const brokenCfg = join(dir.path, 'docker-broken.json');
   await writeFile(brokenCfg, JSON.stringify({ credsStore: 'broken' }));
   const bad = await run('node', [CLI, 'blob', `${reg.host}/test/auth`, digest, '--docker-config', brokenCfg, '--cache-dir', join(dir.path, 'cache-broken')], { env }).then(
@@ -197,4 +200,7 @@ test('credential helpers: credHelpers supplies the password; a failing helper is
   );
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /credential helper docker-credential-broken failed for .*exit 3: keychain locked/);
+  // No storm of anonymous retries: the one unauthenticated request that met the challenge, nothing more.
+  const attempts = (await requestLines()).slice(logBefore);
+  assert.ok(attempts.length <= 1, `${attempts.length} blob requests after the helper failed:\n${attempts.join('\n')}`);
 });
