@@ -53,6 +53,7 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
       logger,
       metrics,
       onProgress: hooks.onProgress,
+      imageDir: mountpoint,
     }, 1);
     const fs = new ReadOnlyFilesystem(root, { onRead: (_n, ms) => metrics.observeRead(ms / 1000) });
 

@@ -54,6 +54,7 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<voi
       logger,
       log: logger,
       metrics,
+      mountpoint,
       records: await ImageRecords.open(cfg.cacheDir),
       resolve: (ref) => resolveImage(registry.client, ref, platform),
       source: (ref) => createBlobFetcher(client, { endpoint: ref.endpoint, repository: ref.repository }),

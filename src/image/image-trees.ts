@@ -49,7 +49,11 @@ export class ImageTrees {
     let p = this.steps[i];
     if (!p) {
       p = (async () => {
-        const [below, own] = await Promise.all([i === 0 ? emptyRoot() : this.step(i - 1), this.ownTree(i)]);
+        const belowP = i === 0 ? Promise.resolve(emptyRoot()) : this.step(i - 1);
+        belowP.catch(() => {});
+        // The layer's own error first: it names what is wrong with this layer.
+        const own = await this.ownTree(i);
+        const below = await belowP;
         // Synchronous from here: no other step can run between resolving and merging.
         resolveImplied(own, below);
         mergeLayer(below, own);

@@ -70,8 +70,9 @@ test('the layers stacked with overlayfs give the same tree as rootfs/', async ()
   const merged = join(dir.path, 'overlay');
   await mkdir(merged, { recursive: true });
   try {
-    // ':' separates lower dirs, so the one inside each digest is escaped.
-    const lower = [...rich.layers].reverse().map((l) => join(mnt, 'layers', l.digest).replace(/:/g, '\\:')).join(':');
+    // <mnt>/lowerdir holds the ready value: manifest order, top first, ':' in each digest escaped.
+    const lower = await readFile(join(mnt, 'lowerdir'), 'utf8');
+    assert.equal(lower, [...rich.layers].reverse().map((l) => join(mnt, 'layers', l.digest).replace(/:/g, '\\:')).join(':'));
     const layerDirs = await readdir(join(mnt, 'layers'));
     assert.deepEqual(layerDirs.sort(), rich.layers.map((l) => l.digest).sort());
     // Whiteouts are 0:0 character devices and the opaque dir carries its xattr in the layer view.
