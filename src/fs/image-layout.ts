@@ -88,13 +88,17 @@ export function addImageTrees(root: FsNode, trees: ImageTrees, inodes: InodeAllo
     };
   };
   const layers = makeDir(inodes.allocate(), t);
+  // Until a tree is loaded its root shows what an image without a `./` entry gets (umoci,
+  // Docker: 0755 root). The kernel may cache that answer; after the load the root has the
+  // `./` entry's metadata.
+  const treeRoot = { ...t, mode: 0o755 };
   trees.layers.forEach((layer, i) => {
-    const d = makeDir(inodes.allocate(), t);
+    const d = makeDir(inodes.allocate(), treeRoot);
     fill(d, () => trees.layerTree(i));
     layers.children!.set(layer.descriptor.digest, d);
     layers.nlink++;
   });
-  const rootfs = makeDir(inodes.allocate(), t);
+  const rootfs = makeDir(inodes.allocate(), treeRoot);
   fill(rootfs, () => trees.rootfs());
   root.children!.set('layers', layers);
   root.children!.set('rootfs', rootfs);
