@@ -1,7 +1,7 @@
 import type { RegfsConfig } from '../config/schema.js';
 import { InodeAllocator } from '../fs/node.js';
 import type { Layer } from '../image/layer.js';
-import { assembleImage } from './image-assembly.js';
+import { assembleImage } from '../view/image-assembly.js';
 import { TOC_DIGEST_ANNOTATION } from '../image/estargz.js';
 import { ReadOnlyFilesystem } from '../fs/filesystem.js';
 import type { FuseMount } from '../fs/fuse-adapter.js';
