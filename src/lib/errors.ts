@@ -116,6 +116,16 @@ export class ProtocolError extends RegfsError {
   }
 }
 
+/**
+ * The network failed talking to `host` (DNS, connection, TLS, reset): the message names the host
+ * and the fix. `permanent` when trying again cannot help (no such host, TLS spoken to plain HTTP).
+ */
+export class NetworkError extends RegfsError {
+  constructor(code: 'ERR_DNS' | 'ERR_CONNECT' | 'ERR_TLS' | 'ERR_NETWORK', host: string, message: string, ctx: ErrorContext = {}, permanent = false) {
+    super(code, message, { ...ctx, host }, permanent);
+  }
+}
+
 export class RetryBudgetError extends RegfsError {
   constructor(attempts: number, elapsedMs: number, ctx: ErrorContext) {
     const last = ctx.cause instanceof Error ? `: ${ctx.cause.message}` : '';
