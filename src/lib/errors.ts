@@ -126,6 +126,13 @@ export class NetworkError extends RegfsError {
   }
 }
 
+/** Plain HTTP to a host that is not allowed it (`--insecure`, loopback), e.g. an https registry redirecting to http://. */
+export class PlainHttpRefusedError extends RegfsError {
+  constructor(host: string, message: string, ctx: ErrorContext = {}) {
+    super('ERR_PLAIN_HTTP_REFUSED', message, { ...ctx, host });
+  }
+}
+
 export class RetryBudgetError extends RegfsError {
   constructor(attempts: number, elapsedMs: number, ctx: ErrorContext) {
     const last = ctx.cause instanceof Error ? `: ${ctx.cause.message}` : '';
