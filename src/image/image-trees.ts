@@ -22,8 +22,10 @@ export class ImageTrees {
 
   /** Layer i as an overlayfs lower dir (implied directories resolved). */
   async layerTree(i: number): Promise<ImageNode> {
+    // The layer's own error first: it names what is wrong with this layer.
+    const own = await this.ownTree(i);
     await this.step(i);
-    return this.ownTree(i);
+    return own;
   }
 
   rootfs(): Promise<ImageNode> {
@@ -49,11 +51,11 @@ export class ImageTrees {
     let p = this.steps[i];
     if (!p) {
       p = (async () => {
-        const belowP = i === 0 ? Promise.resolve(emptyRoot()) : this.step(i - 1);
-        belowP.catch(() => {});
-        // The layer's own error first: it names what is wrong with this layer.
-        const own = await this.ownTree(i);
-        const below = await belowP;
+        // Layers are indexed in parallel; the merge reports the lowest layer that fails.
+        const ownP = this.ownTree(i);
+        ownP.catch(() => {});
+        const below = i === 0 ? emptyRoot() : await this.step(i - 1);
+        const own = await ownP;
         // Synchronous from here: no other step can run between resolving and merging.
         resolveImplied(own, below);
         mergeLayer(below, own);
