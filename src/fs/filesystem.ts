@@ -185,7 +185,8 @@ export function statOf(n: FsNode): Stat {
     mode: kindBits(n.kind) | (n.mode & 0o7777),
     uid: n.uid,
     gid: n.gid,
-    size: n.kind === 'symlink' ? Buffer.byteLength(n.target ?? '') : n.size,
+    // `target` is a byte name (lib/byte-name.ts): its length is the link's size in bytes.
+    size: n.kind === 'symlink' ? (n.target ?? '').length : n.size,
     nlink: n.nlink,
     ino: n.ino,
     rdev: n.rdev,
