@@ -29,7 +29,7 @@ async function main(): Promise<number> {
       .recommendCommands()
       .fail((msg, err, y) => {
         if (err) throw err;
-        process.stderr.write(`${y.help() && ''}regfs: ${msg}\nrun with --help for usage\n`);
+        process.stderr.write(`${y.help() && ''}regfs: ${msg} [ERR_USAGE]\nrun with --help for usage\n`);
         throw new UsageError(msg);
       })
       .help()
