@@ -40,6 +40,14 @@ export const ERROR_CODES = [
   'ERR_MOUNT',
   'ERR_DAEMON_START',
   'ERR_CONTROL',
+  'ERR_UNMOUNTED',
+  'ERR_TAR_FORMAT',
+  'ERR_TAR_ENTRY_UNREADABLE',
+  'ERR_DNS',
+  'ERR_CONNECT',
+  'ERR_TLS',
+  'ERR_NETWORK',
+  'ERR_PLAIN_HTTP_REFUSED',
   /** A filesystem operation refused by fs/ itself (lookup, type, write); the error carries its errno. */
   'ERR_FS',
 ] as const;
@@ -149,6 +157,23 @@ export class HttpStatusError extends RegfsError {
 export class ProtocolError extends RegfsError {
   constructor(message: string, ctx: ErrorContext = {}) {
     super('ERR_PROTOCOL', message, ctx, false);
+  }
+}
+
+/**
+ * The network failed talking to `host` (DNS, connection, TLS, reset): the message names the host
+ * and the fix. `permanent` when trying again cannot help (no such host, TLS spoken to plain HTTP).
+ */
+export class NetworkError extends RegfsError {
+  constructor(code: 'ERR_DNS' | 'ERR_CONNECT' | 'ERR_TLS' | 'ERR_NETWORK', host: string, message: string, ctx: ErrorContext = {}, permanent = false) {
+    super(code, message, { ...ctx, host }, permanent);
+  }
+}
+
+/** Plain HTTP to a host that is not allowed it (`--insecure`, loopback), e.g. an https registry redirecting to http://. */
+export class PlainHttpRefusedError extends RegfsError {
+  constructor(host: string, message: string, ctx: ErrorContext = {}) {
+    super('ERR_PLAIN_HTTP_REFUSED', message, { ...ctx, host });
   }
 }
 
