@@ -13,6 +13,7 @@ PKGS=(
   skopeo umoci              # build and push real images; unpack ground truth
   apache2-utils openssl     # htpasswd and the token service's certificate in the tests
   curl ca-certificates
+  libcap2-bin               # setcap/getcap: the conformance corpus stores and checks a security.capability
   python3 make g++         # node-gyp builds the zlib addon in native/
   golang-go golang-github-containerd-stargz-snapshotter-dev  # the reference eStargz converter the tests build
 )

@@ -33,7 +33,7 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
     const img = await resolveImage(client, ref, ctx.platform, withDeadline(undefined, cfg.retryBudget * 2));
     const fetcher = createBlobFetcher(client, { endpoint: ref.endpoint, repository: ref.repository });
     const blobs = [img.manifest.config, ...img.manifest.layers];
-    const { root, layers } = assembleImage(img, fetcher, { ...data, inodes: new InodeAllocator(), logger, metrics, onProgress: hooks.onProgress }, 1);
+    const { root, layers } = assembleImage(img, fetcher, { ...data, inodes: new InodeAllocator(), logger, metrics, onProgress: hooks.onProgress, imageDir: ctx.mountpoint }, 1);
     return {
       root,
       mounted: ({ metricsAddress }) => {

@@ -43,6 +43,7 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<Sto
         logger,
         log: logger,
         metrics,
+        mountpoint,
         records: await ImageRecords.open(cfg.cacheDir),
         resolve: (ref) => resolveImage(registry.current().client, ref, ctx.platform),
         source: (ref) => createBlobFetcher(client, { endpoint: ref.endpoint, repository: ref.repository }),

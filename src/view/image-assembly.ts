@@ -28,6 +28,8 @@ export interface AssemblyDeps {
   onProgress?: ((text: string) => void) | undefined;
   /** Called on every data read of the image (idle tracking). */
   touch?: (() => void) | undefined;
+  /** Absolute path of the image's directory in the mount, for `<dir>/lowerdir`. */
+  imageDir?: string | undefined;
 }
 
 function createdMs(config: unknown): number {
@@ -76,6 +78,6 @@ export function assembleImage(img: ResolvedImage, source: BlobReader, deps: Asse
       },
     }),
   );
-  addImageTrees(root, new ImageTrees(layers, (layer, p) => deps.logger.warn({ layer, entry: p.path }, p.why)), deps.inodes);
+  addImageTrees(root, new ImageTrees(layers, (layer, p) => deps.logger.warn({ layer, entry: p.path }, p.why)), deps.inodes, deps.imageDir);
   return { root, layers };
 }
