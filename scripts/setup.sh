@@ -14,6 +14,7 @@ PKGS=(
   apache2-utils openssl     # htpasswd and the token service's certificate in the tests
   curl ca-certificates
   python3 make g++         # node-gyp builds the zlib addon in native/
+  libzstd-dev zstd         # native/zstd decodes zstd layers with libzstd; the tests compress with the zstd CLI
   golang-go golang-github-containerd-stargz-snapshotter-dev  # the reference eStargz converter the tests build
 )
 missing=()
