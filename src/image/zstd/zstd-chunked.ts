@@ -1,4 +1,5 @@
 import { LayerFormatError } from '../errors.js';
+import { indexKey } from '../formats/indexed.js';
 import { layerCompression } from '../formats/media-types.js';
 import type { LayerFormat } from '../formats/registry.js';
 import type { TocDecompressor, TocLocation } from '../toc/decompressor.js';
@@ -79,6 +80,8 @@ export const zstdChunkedFormat: LayerFormat = {
     const annotated = positionFromAnnotations(desc.annotations, fail);
     const expectedDigest = checksumFromAnnotations(desc.annotations);
     if (annotated && expectedDigest === undefined) deps.log.warn({ layer: desc.digest }, 'zstd:chunked layer has a TOC position but no checksum annotation');
+    // Without annotations, a layer this cache already indexed as plain zstd was probed before.
+    if (!annotated && (await probe.storedIndex(indexKey(desc.digest, 'zstd')))) return undefined;
     const location = annotated ?? zstdTocDecompressor.parseFooter(await probe.tail(MAX_FOOTER), desc.size);
     if (!location) return undefined;
     return openTocLayer(desc, deps, { decompressor: zstdTocDecompressor, location, expectedDigest: annotated ? expectedDigest : undefined });
