@@ -15,6 +15,7 @@ PKGS=(
   curl ca-certificates
   libcap2-bin               # setcap/getcap: the conformance corpus stores and checks a security.capability
   python3 make g++         # node-gyp builds the zlib addon in native/
+  libzstd-dev zstd         # native/zstd decodes zstd layers with libzstd; the tests compress with the zstd CLI
   golang-go golang-github-containerd-stargz-snapshotter-dev  # the reference eStargz converter the tests build
 )
 missing=()

@@ -15,20 +15,22 @@ export interface NativeAddon {
 let cached: NativeAddon | undefined;
 
 export function nativeAddon(): NativeAddon {
-  if (!cached) {
-    const require = createRequire(import.meta.url);
-    // dist/lib/ in a build, dist-test/src/lib/ in the tests: look up from here.
-    const candidates = ['../../native/build/Release/regfs_native.node', '../../../native/build/Release/regfs_native.node'];
-    let last: unknown;
-    for (const c of candidates) {
-      try {
-        cached = require(c) as NativeAddon;
-        break;
-      } catch (e) {
-        last = e;
-      }
-    }
-    if (!cached) throw new Error(`the native addon is not built (run: npm run build:native): ${(last as Error).message.split('\n')[0]}`);
-  }
+  cached ??= loadAddon<NativeAddon>('regfs_native');
   return cached;
+}
+
+/** An addon target of native/binding.gyp by name (each is its own .node file). */
+export function loadAddon<T>(target: string): T {
+  const require = createRequire(import.meta.url);
+  // dist/lib/ in a build, dist-test/src/lib/ in the tests: look up from here.
+  const candidates = [`../../native/build/Release/${target}.node`, `../../../native/build/Release/${target}.node`];
+  let last: unknown;
+  for (const c of candidates) {
+    try {
+      return require(c) as T;
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw new Error(`the native addon ${target} is not built (run: npm run build:native): ${(last as Error).message.split('\n')[0]}`);
 }

@@ -4,7 +4,7 @@ import { addImageTrees, buildImageLayout, type PrefetchingBlobReader } from './i
 import type { FsNode, InodeAllocator } from '../fs/node.js';
 import type { SpanCache } from '../image/gzip-reader.js';
 import { ImageTrees } from '../image/image-trees.js';
-import { type IndexStore, type Layer, openLayer } from '../image/layer.js';
+import { type DerivedStore, type IndexStore, type Layer, openLayer } from '../image/layer.js';
 import type { BlobReader } from '../lib/blob-reader.js';
 import type { Digest } from '../lib/digest.js';
 import type { Logger } from '../lib/logger.js';
@@ -22,6 +22,7 @@ export interface AssemblyDeps {
   routes: RoutingUpstream;
   indexes: IndexStore;
   spans: SpanCache;
+  derived?: DerivedStore | undefined;
   inodes: InodeAllocator;
   logger: Logger;
   metrics: IndexReporter;
@@ -67,6 +68,7 @@ export function assembleImage(img: ResolvedImage, source: BlobReader, deps: Asse
       blobs: reader,
       indexes: deps.indexes,
       spans: deps.spans,
+      derived: deps.derived,
       log: deps.logger,
       onIndexBuilt: (digest: Digest, format: string, ms: number) => {
         deps.metrics.indexBuilt(format);
