@@ -10,6 +10,7 @@ import type { TarEntry } from './tar-entry.js';
 import { TarFormatError } from './tar-header.js';
 import { TarStreamParser } from './tar-stream.js';
 import { TOC_DIGEST_ANNOTATION, openEStargzLayer, parseFooter } from './estargz.js';
+import { type ZtocRef, openSociLayer } from './soci/soci-layer.js';
 
 export interface LayerDescriptor {
   digest: Digest;
@@ -35,7 +36,14 @@ export interface LayerDeps {
   maxUncompressed?: number;
   onIndexProgress?: (digest: Digest, compressedDone: number, compressedTotal: number) => void;
   onIndexBuilt?: (digest: Digest, format: string, ms: number) => void;
+  /** SOCI zTOCs found for the image, by layer digest (#14). */
+  ztocs?: ReadonlyMap<string, ZtocRef> | undefined;
+  /** How each layer ended up served, once per layer (metrics, inspect). */
+  onLayerServed?: (digest: Digest, how: LayerService) => void;
 }
+
+/** `soci-refused`: a zTOC was found but disagreed with its layer (a local pass follows). */
+export type LayerService = 'estargz' | 'soci' | 'soci-refused' | 'cached-index' | 'local-pass' | 'tar-walk';
 
 /** A layer's file list and the bytes of its files, whatever its format. */
 export interface Layer {
@@ -69,7 +77,15 @@ export function layerFormat(mediaType: string): 'gzip' | 'tar' | undefined {
  * saved; reads go straight to the blob (tar) or through the checkpoint index (gzip).
  */
 export function openLayer(desc: LayerDescriptor, deps: LayerDeps): Layer {
-  if (desc.annotations?.[TOC_DIGEST_ANNOTATION] !== undefined && layerFormat(desc.mediaType) === 'gzip') return openEStargzLayer(desc, deps);
+  if (desc.annotations?.[TOC_DIGEST_ANNOTATION] !== undefined && layerFormat(desc.mediaType) === 'gzip') {
+    deps.onLayerServed?.(desc.digest, 'estargz');
+    return openEStargzLayer(desc, deps);
+  }
+  // Preference (#14): eStargz TOC (annotated) > SOCI zTOC > index in the cache > local pass. A
+  // layer with a zTOC skips the eStargz footer probe: an image carries one kind of index.
+  const ztoc = deps.ztocs?.get(desc.digest);
+  const fmt = layerFormat(desc.mediaType);
+  if (ztoc && fmt) return openSociLayer(desc, fmt, ztoc, deps, () => openLayer(desc, { ...deps, ztocs: undefined }));
   if (layerFormat(desc.mediaType) !== 'gzip') return openIndexedLayer(desc, deps);
   // A gzip layer may be eStargz without the annotation: its footer says so. Decide once, on first
   // use; a layer already indexed as plain gzip needs no probe.
@@ -81,7 +97,9 @@ export function openLayer(desc: LayerDescriptor, deps: LayerDeps): Layer {
         const tail = Buffer.alloc(Math.min(desc.size, 51));
         await deps.blobs.readAt(desc.digest, desc.size - tail.length, tail);
         const toc = parseFooter(tail);
-        return toc === undefined ? openIndexedLayer(desc, deps) : openEStargzLayer(desc, deps, toc);
+        if (toc === undefined) return openIndexedLayer(desc, deps);
+        deps.onLayerServed?.(desc.digest, 'estargz');
+        return openEStargzLayer(desc, deps, toc);
       })();
       impl.catch(() => (impl = undefined));
     }
@@ -110,7 +128,11 @@ function openIndexedLayer(desc: LayerDescriptor, deps: LayerDeps): Layer {
     const key = indexKey(desc, format);
     const stored = await deps.indexes.load(key).catch(() => undefined);
     const decoded = stored ? await decodeIndex(stored) : undefined;
-    if (decoded && decoded.format === format && decoded.compressedSize === desc.size) return decoded;
+    if (decoded && decoded.format === format && decoded.compressedSize === desc.size) {
+      deps.onLayerServed?.(desc.digest, 'cached-index');
+      return decoded;
+    }
+    deps.onLayerServed?.(desc.digest, format === 'gzip' ? 'local-pass' : 'tar-walk');
     const started = Date.now();
     const built = format === 'gzip' ? await indexGzip(desc, deps, readBlob) : await indexTar(desc, readBlob);
     deps.onIndexBuilt?.(desc.digest, format, Date.now() - started);
