@@ -37,7 +37,9 @@ function createdMs(config: unknown): number {
  */
 export function assembleImage(img: ResolvedImage, source: BlobReader, deps: AssemblyDeps, rootIno?: number): { root: FsNode; layers: Layer[] } {
   const blobs = [img.manifest.config, ...img.manifest.layers].map((d) => ({ digest: d.digest, size: d.size }));
-  for (const b of blobs) {
+  // zTOCs of a SOCI index (#14) are read like blobs of the image but are not listed in blobs/.
+  const ztocs = new Map([...(img.soci?.index?.ztocs ?? [])].filter(([layer]) => img.manifest.layers.some((l) => l.digest === layer)));
+  for (const b of [...blobs, ...ztocs.values()]) {
     deps.routes.route(b.digest, source);
     deps.reader.knowSize(b.digest, b.size);
   }
@@ -61,6 +63,11 @@ export function assembleImage(img: ResolvedImage, source: BlobReader, deps: Asse
       indexes: deps.indexes,
       spans: deps.spans,
       log: deps.logger,
+      ztocs,
+      onLayerServed: (digest: Digest, how: string) => {
+        deps.metrics.layerServed(how);
+        deps.logger.info({ layer: digest, how }, 'layer served');
+      },
       onIndexBuilt: (digest: Digest, format: string, ms: number) => {
         deps.metrics.indexBuilt(format);
         deps.logger.info({ layer: digest, format, ms }, 'layer indexed');

@@ -43,7 +43,11 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
     const { store, reader } = data;
 
     const platform = cfg.platform ? parsePlatform(cfg.platform) : hostPlatform();
-    const img = await resolveImage(registry.client, ref, platform, withDeadline(undefined, cfg.retryBudget * 2));
+    const img = await resolveImage(registry.client, ref, platform, withDeadline(undefined, cfg.retryBudget * 2), { index: cfg.index, http: registry.http });
+    if (img.soci) {
+      const missing = !img.soci.index && cfg.index === 'soci';
+      logger[missing ? 'warn' : 'info']({ found: img.soci.found, index: img.soci.index?.digest, ztocs: img.soci.index?.ztocs.size, err: img.soci.error }, missing ? 'no SOCI index for this image; layers get a local pass' : 'SOCI index discovery');
+    }
     const fetcher = createBlobFetcher(registry.client, { endpoint: ref.endpoint, repository: ref.repository });
     const blobs = [img.manifest.config, ...img.manifest.layers];
     const inodes = new InodeAllocator();

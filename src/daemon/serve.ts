@@ -55,7 +55,7 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<voi
       log: logger,
       metrics,
       records: await ImageRecords.open(cfg.cacheDir),
-      resolve: (ref) => resolveImage(registry.client, ref, platform),
+      resolve: (ref) => resolveImage(registry.client, ref, platform, undefined, { index: cfg.index, http: registry.http }),
       source: (ref) => createBlobFetcher(client, { endpoint: ref.endpoint, repository: ref.repository }),
     });
     const restored = await images.restore();

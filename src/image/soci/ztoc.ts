@@ -51,16 +51,8 @@ export interface CompressionInfo {
 export const ZTOC_VERSION = '0.9';
 export const PAX_XATTR_PREFIX = 'SCHILY.xattr.';
 
-// soci/soci_index.go: media types and annotations of SOCI index manifests and zTOC descriptors.
-export const SOCI_INDEX_V1 = 'application/vnd.amazon.soci.index.v1+json';
-export const SOCI_INDEX_V2 = 'application/vnd.amazon.soci.index.v2+json';
-export const ZTOC_MEDIA_TYPE = 'application/octet-stream';
+/** soci/soci_index.go: the zTOC descriptor's annotation naming its layer. */
 export const ANN_LAYER_DIGEST = 'com.amazon.soci.image-layer-digest';
-export const ANN_LAYER_MEDIA_TYPE = 'com.amazon.soci.image-layer-mediaType';
-export const ANN_SPAN_SIZE = 'com.amazon.soci.span-size';
-export const ANN_BUILD_TOOL = 'com.amazon.soci.build-tool-identifier';
-export const ANN_IMAGE_MANIFEST_DIGEST = 'com.amazon.soci.image-manifest-digest';
-export const ANN_INDEX_DIGEST = 'com.amazon.soci.index-digest';
 /** soci_index.go `defaultSpanSize` and `defaultMinLayerSize`. */
 export const DEFAULT_SPAN = 4 << 20;
 export const DEFAULT_MIN_LAYER_SIZE = 10 << 20;
