@@ -3,7 +3,9 @@ import { join } from 'node:path';
 import type { RegfsConfig } from '../config/schema.js';
 import { decodeIndex, type LayerIndex } from '../image/index-codec.js';
 import { TOC_DIGEST_ANNOTATION } from '../image/estargz.js';
-import { type LayerDescriptor, layerFormat, openLayer } from '../image/layer.js';
+import { layerCompression } from '../image/formats/media-types.js';
+import { type LayerDescriptor, openLayer } from '../image/layer.js';
+import { ZtocError } from '../image/soci/errors.js';
 import { BUILD_TOOL, buildZtoc } from '../image/soci/build.js';
 import { DEFAULT_MIN_LAYER_SIZE } from '../image/soci/ztoc.js';
 import type { Digest } from '../lib/digest.js';
@@ -55,7 +57,8 @@ async function withBuild<T>(cfg: RegfsConfig, refText: string, opts: IndexBuildO
       }
       for (const [n, layer] of img.manifest.layers.entries()) {
         const name = `layer ${n + 1}/${img.manifest.layers.length} ${layer.digest.slice(0, 19)} (${formatSize(layer.size)})`;
-        const fmt = layerFormat(layer.mediaType);
+        const c = layerCompression(layer.mediaType);
+        const fmt = c === 'gzip' || c === 'tar' ? c : undefined;
         const min = opts.minLayerSize ?? DEFAULT_MIN_LAYER_SIZE;
         if (!fmt) {
           opts.say(`${name}: skipped, ${layer.mediaType} has no zTOC form (SOCI indexes gzip and tar layers)`);
@@ -89,7 +92,14 @@ async function withBuild<T>(cfg: RegfsConfig, refText: string, opts: IndexBuildO
           }
         }
         const readBlob = (o: number, into: Uint8Array): Promise<number> => data.reader.readAt(layer.digest, o, into);
-        const { bytes } = await buildZtoc(index, readBlob, opts.span, (done, total) => opts.onProgress?.(`${name}: span digests ${formatSize(done)} / ${formatSize(total)}`));
+        let bytes: Buffer;
+        try {
+          ({ bytes } = await buildZtoc(index, readBlob, opts.span, (done, total) => opts.onProgress?.(`${name}: span digests ${formatSize(done)} / ${formatSize(total)}`)));
+        } catch (e) {
+          if (!(e instanceof ZtocError)) throw e;
+          opts.say(`${name}: skipped, ${e.message.replace(/^zTOC: /, '')}`);
+          continue;
+        }
         const digest = sha256Digest(bytes) as Digest;
         ztocs.push({ layer, digest, bytes });
         opts.say(`${name}: zTOC ${digest} (${formatSize(bytes.length)}, ${index.entries.length} entries)${reused ? ', from the index already in the cache' : ''}`);

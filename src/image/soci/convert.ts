@@ -42,8 +42,14 @@ export interface ZtocBuildInput {
   buildTool: string;
 }
 
-/** A layer index (tar entries + checkpoints) → a zTOC as SOCI writes it. */
+/**
+ * A layer index (tar entries + checkpoints) → a zTOC as SOCI writes it. A TOC entry has one
+ * offset and size, so sparse members (stored bytes ≠ file bytes) cannot be described: such a
+ * layer gets no zTOC (the caller says why).
+ */
 export function ztocFromIndex(x: ZtocBuildInput): Ztoc {
+  const sparse = x.index.entries.find((e) => e.sparse !== undefined);
+  if (sparse) throw new ZtocError(`member ${JSON.stringify(sparse.path.slice(0, 200))} is a sparse file, which a zTOC cannot describe`);
   const gzip = x.index.format === 'gzip';
   const spans = gzip ? x.checkpoints.length : Math.max(1, Math.ceil(x.index.compressedSize / x.spanSize));
   if (x.spanDigests.length !== spans) throw new RangeError(`${spans} spans but ${x.spanDigests.length} digests`);
@@ -64,7 +70,7 @@ export function ztocFromIndex(x: ZtocBuildInput): Ztoc {
 
 function toZtocEntry(e: TarEntry): ZtocEntry {
   const pax = new Map<string, Buffer>();
-  for (const [k, v] of Object.entries(e.xattrs ?? {})) pax.set(PAX_XATTR_PREFIX + k, Buffer.from(v, 'latin1'));
+  for (const [k, v] of e.xattrs ?? []) pax.set(PAX_XATTR_PREFIX + k, v);
   return {
     // Go's archive/tar names directories with a trailing slash; the root is "./".
     name: e.path === '' ? './' : e.type === 'dir' ? `${e.path}/` : e.path,
@@ -155,8 +161,8 @@ export function layoutFromZtoc(z: Ztoc, layer: { digest: string; size: number; f
 }
 
 function fromZtocEntry(e: ZtocEntry): TarEntry {
-  let xattrs: Record<string, string> | undefined;
-  for (const [k, v] of e.pax) if (k.startsWith(PAX_XATTR_PREFIX)) (xattrs ??= {})[k.slice(PAX_XATTR_PREFIX.length)] = v.toString('latin1');
+  let xattrs: Map<string, Buffer> | undefined;
+  for (const [k, v] of e.pax) if (k.startsWith(PAX_XATTR_PREFIX)) (xattrs ??= new Map()).set(k.slice(PAX_XATTR_PREFIX.length), v);
   const t = Date.parse(e.modTime);
   const type = FROM_ZTOC[e.type];
   return {

@@ -1,5 +1,9 @@
 import type { Digest } from '../../lib/digest.js';
 import { sha256Digest } from '../../lib/hash.js';
+import { builtinFormats } from '../formats/builtin.js';
+import { readEntryBytes } from '../formats/entry-read.js';
+import { layerCompression } from '../formats/media-types.js';
+import type { LayerFormat } from '../formats/registry.js';
 import type { Layer, LayerDeps, LayerDescriptor } from '../layer.js';
 import { type TarEntry, normalisePath } from '../tar-entry.js';
 import { BLOCK, parseHeader } from '../tar-header.js';
@@ -19,76 +23,64 @@ export interface ZtocRef {
 /** zTOCs carry a 32 KiB window per checkpoint: ~1 MB per 100 MB of layer. More than this is abuse. */
 const MAX_ZTOC_BYTES = 512 << 20;
 
-type State = { kind: 'soci'; layout: ZtocLayout; reader: SociSpanReader } | { kind: 'fallback'; layer: Layer };
-
 /**
- * A gzip or tar layer served through its SOCI zTOC: the tree comes from the TOC and reads inflate
- * one verified span each. The zTOC is trusted only after its blob digest, its structure, its
- * sizes and the layer's first tar header agree; later, a span that fails its digest or does not
- * inflate turns the layer over to `fallback` (the local pass) for good. Each refusal is one
- * warning, and no byte is served that was not checked.
+ * SOCI zTOCs as a layer format (#14): a gzip or tar layer that the image's SOCI index gives a
+ * zTOC for is served from it — the tree from the TOC, reads inflating one verified span each.
+ * The zTOC is trusted only after its blob digest, its structure, its sizes and the layer's first
+ * tar header agree; otherwise the format declines (one warning) and the next format, the cached
+ * index or the local pass, serves the layer. A span that later fails its digest or does not
+ * inflate turns the layer over to the local pass for good, again with one warning. No byte that
+ * was not checked is served.
  */
-export function openSociLayer(desc: LayerDescriptor, format: 'gzip' | 'tar', ztoc: ZtocRef, deps: LayerDeps, fallback: () => Layer): Layer {
-  let state: Promise<State> | undefined;
-  let fallbackLayer: Layer | undefined;
-  let byPath: Promise<Map<string, TarEntry>> | undefined;
-  let refused = false;
-  const readBlob = (offset: number, into: Uint8Array, signal?: AbortSignal): Promise<number> => deps.blobs.readAt(desc.digest, offset, into, signal);
-
-  const giveUp = (e: Error): State => {
-    if (!refused) {
-      refused = true;
-      deps.log.warn({ layer: desc.digest, ztoc: ztoc.digest, err: e.message }, 'SOCI zTOC refused; the layer is served by the local pass');
-      deps.onLayerServed?.(desc.digest, 'soci-refused');
-    }
-    fallbackLayer ??= fallback();
-    return { kind: 'fallback', layer: fallbackLayer };
+export function sociFormat(ztocs: ReadonlyMap<string, ZtocRef>): LayerFormat {
+  return {
+    name: 'soci',
+    accepts: (desc) => ztocs.has(desc.digest) && (layerCompression(desc.mediaType) === 'gzip' || layerCompression(desc.mediaType) === 'tar'),
+    async open(desc, deps) {
+      const ztoc = ztocs.get(desc.digest)!;
+      const format = layerCompression(desc.mediaType) as 'gzip' | 'tar';
+      try {
+        const layout = await loadLayout(desc, format, ztoc, deps);
+        const reader = new SociSpanReader(desc.digest, layout, (o, into, s) => deps.blobs.readAt(desc.digest, o, into, s), deps.spans);
+        await checkFirstHeader(reader, layout, desc.digest);
+        return sociLayer(desc, deps, ztoc, layout, reader);
+      } catch (e) {
+        if (!(e instanceof ZtocError)) throw e;
+        refused(desc, deps, ztoc, e);
+        return undefined;
+      }
+    },
   };
+}
 
-  const load = async (): Promise<State> => {
-    try {
-      const layout = await loadLayout(desc, format, ztoc, deps);
-      const reader = new SociSpanReader(desc.digest, layout, readBlob, deps.spans);
-      await checkFirstHeader(reader, layout, desc.digest);
-      deps.onLayerServed?.(desc.digest, 'soci');
-      return { kind: 'soci', layout, reader };
-    } catch (e) {
-      if (e instanceof ZtocError) return giveUp(e);
-      throw e;
-    }
-  };
-  const current = (): Promise<State> => {
-    if (!state) {
-      state = load();
-      state.catch(() => (state = undefined));
-    }
-    return state;
-  };
+function refused(desc: LayerDescriptor, deps: LayerDeps, ztoc: ZtocRef, e: Error): void {
+  deps.log.warn({ layer: desc.digest, ztoc: ztoc.digest, err: e.message }, 'SOCI zTOC refused; the layer is served by the local pass');
+  deps.onLayerServed?.(desc.digest, 'soci-refused');
+}
 
+function sociLayer(desc: LayerDescriptor, deps: LayerDeps, ztoc: ZtocRef, layout: ZtocLayout, reader: SociSpanReader): Layer {
+  let fallback: { layer: Layer; byPath: Promise<Map<string, TarEntry>> } | undefined;
   return {
     descriptor: desc,
-    async entries() {
-      const s = await current();
-      return s.kind === 'soci' ? s.layout.entries : s.layer.entries();
-    },
+    entries: async () => layout.entries,
     async read(entry, offset, into, signal) {
-      const s = await current();
-      if (s.kind === 'soci') {
-        const len = Math.max(0, Math.min(into.length, entry.size - offset));
-        if (len === 0) return 0;
+      if (!fallback) {
         try {
-          return await s.reader.read(entry.dataOffset + offset, into.subarray(0, len), signal);
+          return await readEntryBytes(entry, offset, into, reader, signal);
         } catch (e) {
           if (!(e instanceof ZtocError)) throw e;
-          state = Promise.resolve(giveUp(e));
+          if (!fallback) {
+            refused(desc, deps, ztoc, e);
+            // The layer without its zTOC: the formats below SOCI (cached index, local pass).
+            const layer = builtinFormats().open(desc, deps);
+            fallback = { layer, byPath: layer.entries().then((list) => new Map(list.map((x) => [x.path, x]))) };
+          }
         }
       }
-      // The tree already handed out came from the zTOC: find the same member in the local pass.
-      const fb = fallbackLayer!;
-      byPath ??= fb.entries().then((list) => new Map(list.map((x) => [x.path, x])));
-      const same = (await byPath).get(entry.path);
+      // The tree already handed out came from the zTOC: read the same member through the local pass.
+      const same = (await fallback.byPath).get(entry.path);
       if (!same || same.type !== entry.type) throw new ZtocError(`${JSON.stringify(entry.path)} is not in the layer`, desc.digest);
-      return fb.read(same, offset, into, signal);
+      return fallback.layer.read(same, offset, into, signal);
     },
   };
 }

@@ -1,16 +1,26 @@
 import type { ChunkReader } from '../blob/chunk-reader.js';
 import type { RoutingUpstream } from '../blob/routing-upstream.js';
-import { addImageTrees, buildImageLayout, type PrefetchingBlobReader } from '../fs/image-layout.js';
+import { addImageTrees, buildImageLayout, type PrefetchingBlobReader } from './image-layout.js';
 import type { FsNode, InodeAllocator } from '../fs/node.js';
 import type { SpanCache } from '../image/gzip-reader.js';
 import { ImageTrees } from '../image/image-trees.js';
+import { builtinFormats } from '../image/formats/builtin.js';
+import { PRIORITY } from '../image/formats/registry.js';
 import { type IndexStore, type Layer, openLayer } from '../image/layer.js';
+import { sociFormat } from '../image/soci/soci-layer.js';
 import type { BlobReader } from '../lib/blob-reader.js';
 import type { Digest } from '../lib/digest.js';
 import type { Logger } from '../lib/logger.js';
 import { formatSize } from '../lib/size.js';
 import type { ResolvedImage } from '../registry/index.js';
-import type { MetricsSink } from './metrics.js';
+
+/** Where layer indexing reports to (the daemon's metrics). */
+export interface IndexReporter {
+  indexBuilt(format: string): void;
+  /** A layer opened, by how it is served (#14). */
+  layerServed(how: string): void;
+  indexProgress(layer: string, done: number, total: number): void;
+}
 
 export interface AssemblyDeps {
   reader: ChunkReader;
@@ -19,7 +29,7 @@ export interface AssemblyDeps {
   spans: SpanCache;
   inodes: InodeAllocator;
   logger: Logger;
-  metrics: MetricsSink;
+  metrics: IndexReporter;
   onProgress?: ((text: string) => void) | undefined;
   /** Called on every data read of the image (idle tracking). */
   touch?: (() => void) | undefined;
@@ -57,13 +67,13 @@ export function assembleImage(img: ResolvedImage, source: BlobReader, deps: Asse
     deps.inodes,
     rootIno ?? deps.inodes.allocate(),
   );
+  const formats = ztocs.size ? builtinFormats().register(sociFormat(ztocs), PRIORITY.ztoc) : builtinFormats();
   const layers = img.manifest.layers.map((d) =>
     openLayer(d, {
       blobs: reader,
       indexes: deps.indexes,
       spans: deps.spans,
       log: deps.logger,
-      ztocs,
       onLayerServed: (digest: Digest, how: string) => {
         deps.metrics.layerServed(how);
         deps.logger.info({ layer: digest, how }, 'layer served');
@@ -76,7 +86,7 @@ export function assembleImage(img: ResolvedImage, source: BlobReader, deps: Asse
         deps.metrics.indexProgress(digest, done, total);
         deps.onProgress?.(`indexing layer ${digest.slice(7, 19)}: ${formatSize(done)} / ${formatSize(total)} (${Math.round((100 * done) / total)}%)`);
       },
-    }),
+    }, formats),
   );
   addImageTrees(root, new ImageTrees(layers, (layer, p) => deps.logger.warn({ layer, entry: p.path }, p.why)), deps.inodes);
   return { root, layers };
