@@ -66,7 +66,10 @@ export class LayerFormatRegistry {
           }
           throw e;
         }
-        if (layer) return layer;
+        if (layer) {
+          deps.onLayerServed?.(desc.digest, format.name);
+          return layer;
+        }
       }
       throw new UnsupportedMediaTypeError(desc.mediaType, 'layer', { digest: desc.digest });
     });
