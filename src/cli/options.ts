@@ -20,7 +20,7 @@ export function withCommonOptions<T>(y: Argv<T>) {
 
 const FLAG_KEYS = [
   'cacheDir', 'cacheSize', 'chunkSize', 'platform', 'insecure', 'caFile', 'skipVerify', 'dockerConfig', 'retryBudget', 'logLevel',
-  'metrics', 'store', 'prefetch', 'prefetchRate', 'allowOther', 'connections', 'control', 'idleTimeout',
+  'metrics', 'store', 'layerStore', 'prefetch', 'prefetchRate', 'allowOther', 'connections', 'control', 'idleTimeout',
 ] as const;
 
 /** Picks the config keys out of parsed argv and loads the full configuration. */
