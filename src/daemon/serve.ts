@@ -13,6 +13,7 @@ import { ImageStore } from '../view/image-store.js';
 import { createLogger } from './logger.js';
 import { createMetrics, serveMetrics } from './metrics.js';
 import { loadFuseAdapter, prepareMountpoint, unmountPath } from './mountpoint.js';
+import { mountLayerStore } from './layer-store-mount.js';
 import { setupRegistry } from './registry-setup.js';
 import { SdNotifier } from './sd-notify.js';
 
@@ -48,9 +49,10 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<voi
     cleanups.push(data.close);
     const { store, reader } = data;
     const platform = cfg.platform ? parsePlatform(cfg.platform) : hostPlatform();
+    const inodes = new InodeAllocator();
     const images = new ImageStore({
       ...data,
-      inodes: new InodeAllocator(),
+      inodes,
       logger,
       log: logger,
       metrics,
@@ -74,7 +76,11 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<voi
       }
       return bytes;
     };
-    const control = await serveControl(cfg.control!, { store: images, metrics, mountpoint, prefetch });
+    const layerStore = cfg.layerStore
+      ? await mountLayerStore(cfg.layerStore, { images, inodes, logger, metrics, readDeadlineMs: cfg.retryBudget + 5_000, allowOther: cfg.allowOther })
+      : undefined;
+    if (layerStore) cleanups.push(layerStore.close);
+    const control = await serveControl(cfg.control!, { store: images, metrics, mountpoint, prefetch, layersInUse: () => layerStore?.store.list() ?? [] });
     cleanups.push(control.close);
 
     mount = await fuseAdapter.mountFuse(fs, mountpoint, { readDeadlineMs: cfg.retryBudget + 5_000, allowOther: cfg.allowOther, logger, cacheTtlS: 60 });
@@ -89,7 +95,7 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<voi
     notify.startWatchdog(cfg.watchdogUsec);
     cleanups.push(async () => notify.stop());
     const ticker = setInterval(() => {
-      for (const ref of images.sweep(cfg.idleTimeout)) logger.info({ ref }, 'idle image forgotten (its cache stays)');
+      for (const ref of images.sweep(cfg.idleTimeout, (s) => layerStore?.store.inUse(s.ref.canonical) ?? false)) logger.info({ ref }, 'idle image forgotten (its cache stays)');
       notify.send(`STATUS=serving ${mountpoint}: ${status()}`);
     }, Math.min(30_000, Math.max(1000, cfg.idleTimeout / 4)));
     ticker.unref();
