@@ -25,7 +25,7 @@ export interface LayerInUse {
 }
 
 /** Base64 text that may continue after a `/` (StdEncoding's alphabet, padding only at the end). */
-const B64_PART_RE = /^[A-Za-z0-9+]*[A-Za-z0-9+=]$/;
+const B64_PART_RE = /^(?=.)[A-Za-z0-9+]*={0,2}$/;
 /** References are at most 255 + tag + digest characters; their base64 is shorter than this. */
 const MAX_B64 = 1024;
 
