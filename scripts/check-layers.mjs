@@ -11,7 +11,7 @@ const FORBIDDEN = {
   blob: ['fs', 'view', 'daemon', 'registry', 'cli', 'image'],
   image: ['fs', 'registry', 'cache', 'view', 'daemon', 'cli'],
   // view/ (how images appear as files) sits between image/ and daemon/.
-  view: ['cli'],
+  view: ['daemon', 'cli'],
   fs: ['registry', 'cache', 'image', 'view', 'daemon', 'cli'],
   config: ['registry', 'cache', 'blob', 'fs', 'image', 'view', 'daemon', 'cli'],
   daemon: ['cli'],

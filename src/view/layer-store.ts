@@ -1,5 +1,5 @@
 import { type FsNode, type InodeAllocator, bytesContent, makeDir, makeFile } from '../fs/node.js';
-import { layerFormat } from '../image/layer.js';
+import { builtinFormats } from '../image/formats/builtin.js';
 import { type Digest, isDigest } from '../lib/digest.js';
 import type { Logger } from '../lib/logger.js';
 import { type ImageReference, parseReference } from '../registry/index.js';
@@ -60,6 +60,8 @@ function decodeRef(b64: string): ImageReference | undefined {
 export class LayerStore {
   readonly root: FsNode;
   private readonly uses = new Map<string, Map<Digest, number>>();
+  /** The formats image assembly opens layers with (view/image-assembly.ts: openLayer's default). */
+  private readonly formats = builtinFormats();
 
   constructor(private readonly deps: LayerStoreDeps) {
     this.root = makeDir(1, { mode: 0o555 });
@@ -138,7 +140,7 @@ export class LayerStore {
     if (!found) return undefined;
     const desc = s.img.manifest.layers[found.index]!;
     // A layer regfs cannot open is not offered: the runtime falls back to pulling it.
-    if (!layerFormat(desc.mediaType)) {
+    if (!this.formats.accepts(desc)) {
       this.deps.log.info({ ref: s.ref.canonical, layer: desc.digest, mediaType: desc.mediaType }, 'layer store: unsupported layer media type; answering ENOENT');
       return undefined;
     }
