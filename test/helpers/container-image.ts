@@ -39,7 +39,7 @@ export const APP_FILES = ['/usr/bin/docker-registry', '/usr/bin/skopeo', '/usr/b
 
 /**
  * Three layer trees from this machine's files:
- *   base: /bin/{sh,cat,ls}, their libraries, /etc/os-release, /etc/to-delete, /etc/passwd, /tmp
+ *   base: /bin/{sh,cat,ls}, their libraries, /etc/os-release, /etc/to-delete, /etc/passwd, empty /dev /proc /sys /tmp
  *   app:  /opt/app/* — ~70 MB of real binaries nothing reads
  *   top:  deletes /etc/to-delete (a whiteout), adds /etc/motd
  */
@@ -47,7 +47,8 @@ export async function stageLayers(workDir: string): Promise<string[]> {
   const base = join(workDir, 'stage-base');
   const app = join(workDir, 'stage-app');
   const top = join(workDir, 'stage-top');
-  for (const d of ['bin', 'lib/x86_64-linux-gnu', 'lib64', 'etc', 'tmp']) await mkdir(join(base, d), { recursive: true });
+  // dev, proc, sys, tmp: empty mount points, as distribution images carry them (bwrap and runtimes mount over them).
+  for (const d of ['bin', 'lib/x86_64-linux-gnu', 'lib64', 'etc', 'dev', 'proc', 'sys', 'tmp']) await mkdir(join(base, d), { recursive: true });
   await chmod(join(base, 'tmp'), 0o1777);
   await cp(PROGRAMS[0]!, join(base, 'bin/sh'));
   for (const p of PROGRAMS.slice(1)) await cp(p, join(base, 'bin', p.split('/').pop()!));
