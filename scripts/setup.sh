@@ -17,6 +17,8 @@ PKGS=(
   python3 make g++         # node-gyp builds the zlib addon in native/
   libzstd-dev zstd         # native/zstd decodes zstd layers with libzstd; the tests compress with the zstd CLI
   golang-go golang-github-containerd-stargz-snapshotter-dev  # the reference eStargz converter the tests build
+  podman runc               # e2e: podman 4.3 starts containers from `serve --layer-store` (crun fails on cgroup v1 hybrid hosts)
+  bubblewrap                # e2e: the sandbox recipe (bwrap over <mnt>/rootfs and over an overlay of layers/)
 )
 missing=()
 for p in "${PKGS[@]}"; do
