@@ -13,7 +13,8 @@ PKGS=(
   skopeo umoci              # build and push real images; unpack ground truth
   apache2-utils openssl     # htpasswd and the token service's certificate in the tests
   curl ca-certificates
-  python3 make g++         # node-gyp builds the zlib addon in native/
+  python3 make g++         # node-gyp builds the addons in native/ (zlib, sd_notify, the patched fuse-native)
+  libcap2-bin              # getcap: the tests check security.capability as the kernel decodes it
   golang-go golang-github-containerd-stargz-snapshotter-dev  # the reference eStargz converter the tests build
 )
 missing=()
@@ -33,5 +34,5 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-[ -f native/build/Release/regfs_native.node ] || npm run build:native --silent
+{ [ -f native/build/Release/regfs_native.node ] && [ -f native/build/Release/fuse-native.cjs ]; } || npm run build:native --silent
 npm run build --silent

@@ -15,20 +15,27 @@ export interface NativeAddon {
 let cached: NativeAddon | undefined;
 
 export function nativeAddon(): NativeAddon {
-  if (!cached) {
-    const require = createRequire(import.meta.url);
-    // dist/lib/ in a build, dist-test/src/lib/ in the tests: look up from here.
-    const candidates = ['../../native/build/Release/regfs_native.node', '../../../native/build/Release/regfs_native.node'];
-    let last: unknown;
-    for (const c of candidates) {
-      try {
-        cached = require(c) as NativeAddon;
-        break;
-      } catch (e) {
-        last = e;
-      }
-    }
-    if (!cached) throw new Error(`the native addon is not built (run: npm run build:native): ${(last as Error).message.split('\n')[0]}`);
-  }
+  cached ??= requireNative<NativeAddon>('regfs_native.node');
   return cached;
+}
+
+/**
+ * Loads a file that `npm run build:native` puts in native/build/Release/ (an addon, or the
+ * patched fuse-native JS next to its binary).
+ */
+export function requireNative<T>(file: string): T {
+  const require = createRequire(import.meta.url);
+  // dist/lib/ in a build, dist-test/src/lib/ in the tests: look up from here.
+  const candidates = [`../../native/build/Release/${file}`, `../../../native/build/Release/${file}`];
+  let last: unknown;
+  for (const c of candidates) {
+    try {
+      return require(c) as T;
+    } catch (e) {
+      last = e;
+      // Only "this candidate is not there" tries the next one; a load error is the answer.
+      if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND' || !(e as Error).message.split('\n', 1)[0]!.includes(file)) break;
+    }
+  }
+  throw new Error(`cannot load native/build/Release/${file}: ${(last as Error).message.split('\n')[0]} (build it with: npm run build:native)`);
 }
