@@ -10,7 +10,7 @@ export async function openStore(cfg: RegfsConfig, logger: Logger, lock = true): 
   return DiskChunkStore.open({ dir: cfg.cacheDir, maxBytes: lock ? cfg.cacheSize : Number.MAX_SAFE_INTEGER, logger, lock });
 }
 
-export function createChunkReader(cfg: RegfsConfig, store: DiskChunkStore, upstream: Upstream, logger: Logger): ChunkReader {
+function createChunkReader(cfg: RegfsConfig, store: DiskChunkStore, upstream: Upstream, logger: Logger): ChunkReader {
   return new ChunkReader(store, upstream, {
     chunkSize: cfg.chunkSize,
     maxRequestBytes: Math.max(cfg.chunkSize, 8 << 20),

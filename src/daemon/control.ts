@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { RegfsError } from '../lib/errors.js';
-import type { ImageStore } from './image-store.js';
+import type { ImageStore } from '../view/image-store.js';
 import type { MetricsSink } from './metrics.js';
 
 export interface ControlDeps {

@@ -6,6 +6,7 @@ import { AbortedError } from '../lib/errors.js';
 import { LayerFormatError } from './errors.js';
 import type { Layer, LayerDescriptor, LayerDeps } from './layer.js';
 import { type TarEntry, normalisePath } from './tar-entry.js';
+import { byteNameFromUtf8 } from '../lib/byte-name.js';
 import { TarStreamParser } from './tar-stream.js';
 
 const gunzipAsync = promisify(gunzip);
@@ -191,7 +192,7 @@ function buildFromToc(list: TocEntry[], tocOffset: number, blobSize: number, fai
   }
   list.forEach((e, i) => {
     if (typeof e.name !== 'string' || typeof e.type !== 'string') throw fail(`TOC entry ${i} has no name or type`);
-    const path = normalisePath(e.name);
+    const path = normalisePath(byteNameFromUtf8(e.name));
     if (e.type === 'chunk') {
       const owner = byName.get(path);
       if (!owner) throw fail(`chunk of unknown file ${e.name}`);
@@ -204,7 +205,8 @@ function buildFromToc(list: TocEntry[], tocOffset: number, blobSize: number, fai
     }
     const type = ({ reg: 'file', dir: 'dir', symlink: 'symlink', hardlink: 'hardlink', char: 'chardev', block: 'blockdev', fifo: 'fifo' } as const)[e.type as 'reg'];
     if (!type) throw fail(`TOC entry ${e.name} has unknown type ${JSON.stringify(e.type)}`);
-    const xattrs = e.xattrs ? Object.fromEntries(Object.entries(e.xattrs).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('latin1')])) : undefined;
+    // TOC JSON holds names as UTF-8 text and xattr values as base64 bytes (estargz spec, "TOC").
+    const xattrs = e.xattrs ? new Map(Object.entries(e.xattrs).map(([k, v]) => [byteNameFromUtf8(k), Buffer.from(v, 'base64')])) : undefined;
     const size = type === 'file' ? (e.size ?? 0) : 0;
     if (!Number.isSafeInteger(size) || size < 0) throw fail(`TOC entry ${e.name} has a bad size`);
     const entry: TarEntry = {
@@ -215,7 +217,7 @@ function buildFromToc(list: TocEntry[], tocOffset: number, blobSize: number, fai
       gid: e.gid ?? 0,
       size,
       mtimeMs: e.modtime ? Date.parse(e.modtime) || 0 : 0,
-      linkname: e.linkName ?? '',
+      linkname: byteNameFromUtf8(e.linkName ?? ''),
       devmajor: e.devMajor ?? 0,
       devminor: e.devMinor ?? 0,
       xattrs,

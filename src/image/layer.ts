@@ -3,6 +3,7 @@ import type { Digest } from '../lib/digest.js';
 import { UnsupportedMediaTypeError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { LayerFormatError } from './errors.js';
+import { readEntryBytes } from './entry-bytes.js';
 import { buildGzipIndex } from './gzip-index.js';
 import { GzipRandomReader, type SpanCache } from './gzip-reader.js';
 import { type LayerIndex, decodeIndex, encodeIndex } from './index-codec.js';
@@ -132,11 +133,10 @@ function openIndexedLayer(desc: LayerDescriptor, deps: LayerDeps): Layer {
     entries: async () => (await getIndex()).entries,
     async read(entry, offset, into, signal) {
       const ix = await getIndex();
-      const len = Math.max(0, Math.min(into.length, entry.size - offset));
-      if (len === 0) return 0;
-      if (ix.format === 'tar') return readBlob(entry.dataOffset + offset, into.subarray(0, len), signal);
+      if (ix.format === 'tar') return readEntryBytes(entry, offset, into, readBlob, signal);
       gzipReader ??= new GzipRandomReader(desc.digest, { checkpoints: ix.checkpoints, compressedSize: ix.compressedSize, uncompressedSize: ix.uncompressedSize }, readBlob, deps.spans);
-      return gzipReader.read(entry.dataOffset + offset, into.subarray(0, len), signal);
+      const gz = gzipReader;
+      return readEntryBytes(entry, offset, into, (at, buf, sig) => gz.read(at, buf, sig), signal);
     },
   };
 }

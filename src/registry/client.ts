@@ -15,6 +15,7 @@ import { MANIFEST_ACCEPT } from './media-types.js';
 import type { RegistryObserver } from './observer.js';
 import { RedirectCache } from './redirect-cache.js';
 import { isLoopbackHost } from './reference.js';
+import { readBounded } from './bounded-body.js';
 import { type RetryPolicy, parseRetryAfter, withRetries } from './retry.js';
 import type { Transport } from './transport.js';
 
@@ -389,21 +390,6 @@ async function statusError(res: Dispatcher.ResponseData, ctx: ErrorContext): Pro
   return new HttpStatusError(res.statusCode, ctx, detail, parseRetryAfter(res.headers['retry-after']));
 }
 
-async function readLimited(res: Dispatcher.ResponseData, limit: number, what: string, ctx: ErrorContext): Promise<Buffer> {
-  const declared = Number(header(res, 'content-length'));
-  if (Number.isSafeInteger(declared) && declared > limit) {
-    res.body.destroy();
-    throw new TooLargeError(what, limit, ctx);
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of res.body) {
-    size += (c as Buffer).length;
-    if (size > limit) {
-      res.body.destroy();
-      throw new TooLargeError(what, limit, ctx);
-    }
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
+function readLimited(res: Dispatcher.ResponseData, limit: number, what: string, ctx: ErrorContext): Promise<Buffer> {
+  return readBounded(res, limit, () => new TooLargeError(what, limit, ctx));
 }

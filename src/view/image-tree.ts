@@ -1,5 +1,5 @@
 import type { ImageNode } from '../image/tree.js';
-import { type FileContent, type FsNode, InodeAllocator } from './node.js';
+import { type FileContent, type FsNode, InodeAllocator } from '../fs/node.js';
 
 /** makedev(3) for Linux: the rdev FUSE passes to the kernel. */
 function makedev(major: number, minor: number): number {

@@ -1,6 +1,6 @@
 import type { ChunkReader } from '../blob/chunk-reader.js';
 import type { RoutingUpstream } from '../blob/routing-upstream.js';
-import { addImageTrees, buildImageLayout, type PrefetchingBlobReader } from '../fs/image-layout.js';
+import { addImageTrees, buildImageLayout, type PrefetchingBlobReader } from './image-layout.js';
 import type { FsNode, InodeAllocator } from '../fs/node.js';
 import type { SpanCache } from '../image/gzip-reader.js';
 import { ImageTrees } from '../image/image-trees.js';
@@ -10,7 +10,12 @@ import type { Digest } from '../lib/digest.js';
 import type { Logger } from '../lib/logger.js';
 import { formatSize } from '../lib/size.js';
 import type { ResolvedImage } from '../registry/index.js';
-import type { MetricsSink } from './metrics.js';
+
+/** Where layer indexing reports to (the daemon's metrics). */
+export interface IndexReporter {
+  indexBuilt(format: string): void;
+  indexProgress(layer: string, done: number, total: number): void;
+}
 
 export interface AssemblyDeps {
   reader: ChunkReader;
@@ -19,7 +24,7 @@ export interface AssemblyDeps {
   spans: SpanCache;
   inodes: InodeAllocator;
   logger: Logger;
-  metrics: MetricsSink;
+  metrics: IndexReporter;
   onProgress?: ((text: string) => void) | undefined;
   /** Called on every data read of the image (idle tracking). */
   touch?: (() => void) | undefined;
