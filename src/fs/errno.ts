@@ -79,6 +79,19 @@ export const ERRNO_OF_CODE = {
   ERR_MOUNT: 'EIO',
   ERR_DAEMON_START: 'EIO',
   ERR_CONTROL: 'EIO',
+  // serve's store went away underneath it: nothing is left to answer; a disk gone away is EIO.
+  ERR_UNMOUNTED: 'EIO',
+  // A layer's tar is broken (the whole layer), or one member cannot be produced (that file only):
+  // damaged data either way.
+  ERR_TAR_FORMAT: 'EIO',
+  ERR_TAR_ENTRY_UNREADABLE: 'EIO',
+  // The network failed under a read: the data cannot be produced now; trying later may work.
+  ERR_DNS: 'EIO',
+  ERR_CONNECT: 'EIO',
+  ERR_TLS: 'EIO',
+  ERR_NETWORK: 'EIO',
+  // A redirect to plain HTTP that policy refuses: permission, not damage.
+  ERR_PLAIN_HTTP_REFUSED: 'EACCES',
 } as const satisfies Record<Exclude<ErrorCode, 'ERR_FS'>, ErrnoName>;
 
 /** errno for anything a filesystem operation threw; a non-regfs error is a bug, answered EIO. */

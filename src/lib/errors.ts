@@ -40,6 +40,14 @@ export const ERROR_CODES = [
   'ERR_MOUNT',
   'ERR_DAEMON_START',
   'ERR_CONTROL',
+  'ERR_UNMOUNTED',
+  'ERR_TAR_FORMAT',
+  'ERR_TAR_ENTRY_UNREADABLE',
+  'ERR_DNS',
+  'ERR_CONNECT',
+  'ERR_TLS',
+  'ERR_NETWORK',
+  'ERR_PLAIN_HTTP_REFUSED',
   /** A filesystem operation refused by fs/ itself (lookup, type, write); the error carries its errno. */
   'ERR_FS',
 ] as const;

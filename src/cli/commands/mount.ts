@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { runMount } from '../../daemon/mount.js';
-import { RegfsError } from '../../lib/errors.js';
+import { ERROR_CODES, type ErrorCode, RegfsError } from '../../lib/errors.js';
 import { parseReference } from '../../registry/index.js';
 import { configFromArgv, withCommonOptions } from '../options.js';
 
@@ -43,7 +43,7 @@ function startDaemon(argv: string[], logFile: string | undefined): Promise<strin
         child.disconnect();
         child.unref();
         resolve(m.ready);
-      } else reject(new RegfsError(m.code, m.error));
+      } else reject(new RegfsError((ERROR_CODES as readonly string[]).includes(m.code) ? (m.code as ErrorCode) : 'ERR_DAEMON_START', m.error));
     });
     child.once('exit', (code, sig) => reject(new DaemonStartError(`the daemon exited (${sig ?? `code ${code}`}) before the mount was ready${logFile ? `; see ${logFile}` : ''}`)));
     child.once('error', (e) => reject(new DaemonStartError(e.message)));
