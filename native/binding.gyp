@@ -25,6 +25,19 @@
       # Debian's libfuse2 (the runtime fuse-native always ends up loading anyway).
       "libraries": ["-l:libfuse.so.2", "-lpthread"],
       "cflags": ["-O2", "-Wall", "-Wno-unused-function"]
+    },
+    {
+      # SCM_RIGHTS both ways (sd_notify FDSTORE, the holder) and FUSE_NOTIFY_RESEND (issue #19).
+      "target_name": "regfs_fd",
+      "sources": ["fuse/fd-pass.c", "fuse/fd-msg.c"],
+      "cflags": ["-O2", "-Wall"]
+    },
+    {
+      # Keeps /dev/fuse descriptors across a restart outside systemd (fuse/fd-holder.c).
+      "target_name": "regfs-fd-holder",
+      "type": "executable",
+      "sources": ["fuse/fd-holder.c", "fuse/fd-msg.c"],
+      "cflags": ["-O2", "-Wall"]
     }
   ]
 }

@@ -58,6 +58,20 @@ const C_PATCHES = [
       '  ts->tv_nsec = rem * 1000000;\n',
     1,
   ],
+  [
+    // Issue #19: a mount survives a restart only while some process keeps its /dev/fuse
+    // descriptor open (regfs-fd-holder, systemd's fd store); this hands it out.
+    'the session descriptor, for keeping it across a restart',
+    'NAPI_INIT() {\n',
+    'NAPI_METHOD(fuse_native_session_fd) {\n' +
+      '  NAPI_ARGV(1)\n' +
+      '  NAPI_ARGV_BUFFER_CAST(fuse_thread_t *, ft, 0);\n' +
+      '  NAPI_RETURN_INT32(ft->ch != NULL ? fuse_chan_fd(ft->ch) : -1)\n' +
+      '}\n\n' +
+      'NAPI_INIT() {\n',
+    1,
+  ],
+  ['export it', '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n', '  NAPI_EXPORT_FUNCTION(fuse_native_unmount)\n  NAPI_EXPORT_FUNCTION(fuse_native_session_fd)\n', 1],
 ];
 
 const JS_PATCHES = [
@@ -99,6 +113,12 @@ const JS_PATCHES = [
           listBuf[ptr++] = 0
         }
 `,
+    1,
+  ],
+  [
+    'sessionFd(): the /dev/fuse descriptor of this mount, -1 before it is mounted',
+    '  errno (code) {\n',
+    '  sessionFd () {\n    return this._thread ? binding.fuse_native_session_fd(this._thread) : -1\n  }\n\n  errno (code) {\n',
     1,
   ],
   [

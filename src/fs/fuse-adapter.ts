@@ -19,6 +19,8 @@ export interface FuseMount {
   readonly mountpoint: string;
   /** Reads under way right now. */
   readonly inFlight: number;
+  /** The mount's /dev/fuse descriptor: whoever keeps a copy open keeps the mount alive (#19). */
+  readonly sessionFd: number;
   /** Ends in-flight reads with EIO (shutdown). */
   abortReads(): void;
   unmount(): Promise<void>;
@@ -136,6 +138,7 @@ export async function mountFuse(fs: ReadOnlyFilesystem, mountpoint: string, opts
     get inFlight() {
       return reads.size;
     },
+    sessionFd: fuse.sessionFd(),
     abortReads() {
       for (const fail of [...reads.values()]) fail();
     },

@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 /** The N-API addon in native/: zlib block-level inflate (zran) and sd_notify. */
 export interface NativeAddon {
@@ -39,3 +41,14 @@ export function requireNative<T>(file: string): T {
   }
   throw new Error(`cannot load native/build/Release/${file}: ${(last as Error).message.split('\n')[0]} (build it with: npm run build:native)`);
 }
+
+/** The path of a file `npm run build:native` built (an executable such as regfs-fd-holder). */
+export function nativeFile(file: string): string {
+  // dist/lib/ in a build, dist-test/src/lib/ in the tests: look up from here.
+  for (const rel of [`../../native/build/Release/${file}`, `../../../native/build/Release/${file}`]) {
+    const p = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(p)) return p;
+  }
+  throw new Error(`native/build/Release/${file} is missing (build it with: npm run build:native)`);
+}
+
