@@ -37,5 +37,8 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-{ [ -f native/build/Release/regfs_native.node ] && [ -f native/build/Release/fuse-native.cjs ]; } || npm run build:native --silent
+# Rebuild when any product of native/binding.gyp is missing (a checkout that predates a target).
+for f in regfs_native.node regfs_zstd.node regfs_fuse.node fuse-native.cjs regfs_fd.node regfs-fd-holder; do
+  [ -f "native/build/Release/$f" ] || { npm run build:native --silent; break; }
+done
 npm run build --silent
