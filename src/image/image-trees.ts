@@ -22,10 +22,11 @@ export class ImageTrees {
 
   /** Layer i as an overlayfs lower dir (implied directories resolved). */
   async layerTree(i: number): Promise<ImageNode> {
-    // The layer's own error first: it names what is wrong with this layer.
-    const own = await this.ownTree(i);
+    // The layer's own failure first (it names this layer's problem); then the layers below, which
+    // its implied directories need.
+    await this.ownTree(i);
     await this.step(i);
-    return own;
+    return this.ownTree(i);
   }
 
   rootfs(): Promise<ImageNode> {
@@ -51,11 +52,13 @@ export class ImageTrees {
     let p = this.steps[i];
     if (!p) {
       p = (async () => {
-        // Layers are indexed in parallel; the merge reports the lowest layer that fails.
-        const ownP = this.ownTree(i);
-        ownP.catch(() => {});
-        const below = i === 0 ? emptyRoot() : await this.step(i - 1);
-        const own = await ownP;
+        // Both settle before either error is thrown, so a broken image always fails with its lowest
+        // broken layer's error (and errno), whichever index happens to finish first.
+        const [b, o] = await Promise.allSettled([i === 0 ? emptyRoot() : this.step(i - 1), this.ownTree(i)]);
+        if (b.status === 'rejected') throw b.reason;
+        if (o.status === 'rejected') throw o.reason;
+        const below = b.value;
+        const own = o.value;
         // Synchronous from here: no other step can run between resolving and merging.
         resolveImplied(own, below);
         mergeLayer(below, own);

@@ -3,7 +3,7 @@ import type { BlobReader } from '../lib/blob-reader.js';
 import type { Digest } from '../lib/digest.js';
 import type { ImageTrees } from '../image/image-trees.js';
 import type { ImageNode } from '../image/tree.js';
-import { toFsTree } from './image-tree.js';
+import { toFsTree } from './fs-tree.js';
 import { type FileContent, type FsNode, InodeAllocator, bytesContent, makeDir, makeFile } from '../fs/node.js';
 
 /** What the mount shows of one image, independent of where it came from. */

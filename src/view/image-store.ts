@@ -79,12 +79,12 @@ export class ImageStore {
     return true;
   }
 
-  /** Forgets images unused for `idleMs`; their cache and records stay. */
-  sweep(idleMs: number): string[] {
+  /** Forgets images unused for `idleMs`, except those `keep` holds (layers a runtime uses); their cache and records stay. */
+  sweep(idleMs: number, keep: (s: StoredImage) => boolean = () => false): string[] {
     const now = Date.now();
     const gone: string[] = [];
     for (const s of this.images.values()) {
-      if (now - s.lastUsed > idleMs) {
+      if (now - s.lastUsed > idleMs && !keep(s)) {
         void this.forget(s.ref.canonical, false);
         gone.push(s.ref.canonical);
       }
