@@ -35,6 +35,8 @@ export interface LayerDeps {
   derived?: DerivedStore | undefined;
   onIndexProgress?: (digest: Digest, compressedDone: number, compressedTotal: number) => void;
   onIndexBuilt?: (digest: Digest, format: string, ms: number) => void;
+  /** How each opened layer is served: the format's name, or `soci-refused` (#14 metrics). */
+  onLayerServed?: (digest: Digest, how: string) => void;
 }
 
 /** Opaque keys → bytes (the chunk store's get/put): a miss is undefined, a failed put is dropped. */

@@ -39,6 +39,11 @@ export class LayerFormatRegistry {
     return this;
   }
 
+  /** Without I/O: would some format try this layer? (The layer store offers only such layers.) */
+  accepts(desc: LayerDescriptor): boolean {
+    return this.formats.some((f) => f.format.accepts(desc));
+  }
+
   /** Format names in the order they are tried (for tests and `--help`). */
   get order(): string[] {
     return this.formats.map((f) => f.format.name);
@@ -66,7 +71,10 @@ export class LayerFormatRegistry {
           }
           throw e;
         }
-        if (layer) return layer;
+        if (layer) {
+          deps.onLayerServed?.(desc.digest, format.name);
+          return layer;
+        }
       }
       throw new UnsupportedMediaTypeError(desc.mediaType, 'layer', { digest: desc.digest });
     });
