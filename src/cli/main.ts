@@ -7,6 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import { RegfsError } from '../lib/errors.js';
 import { blobCommand } from './commands/blob.js';
 import { inspectCommand } from './commands/inspect.js';
+import { indexCommand } from './commands/index-cmd.js';
 import { cacheCommand } from './commands/cache.js';
 import { mountCommand, unmountCommand } from './commands/mount.js';
 import { ctlCommand, serveCommand } from './commands/serve.js';
@@ -24,6 +25,7 @@ async function main(): Promise<number> {
       .command(unmountCommand)
       .command(serveCommand)
       .command(ctlCommand)
+      .command(indexCommand)
       .demandCommand(1, 'name a command; see regfs --help')
       .strict()
       .recommendCommands()

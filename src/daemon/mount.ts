@@ -30,10 +30,14 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
   return runDaemon(cfg, { mountpoint: mountpointArg, alwaysMetrics: false, signals: hooks.stopped, onReady: hooks.onReady, unmountedIsError: false }, async (ctx) => {
     const { registry, data, logger, metrics } = ctx;
     const client = registry.current().client;
-    const img = await resolveImage(client, ref, ctx.platform, withDeadline(undefined, cfg.retryBudget * 2));
+    const img = await resolveImage(client, ref, ctx.platform, withDeadline(undefined, cfg.retryBudget * 2), { index: cfg.index, http: registry.current().http });
+    if (img.soci) {
+      const missing = !img.soci.index && cfg.index === 'soci';
+      logger[missing ? 'warn' : 'info']({ found: img.soci.found, index: img.soci.index?.digest, ztocs: img.soci.index?.ztocs.size, err: img.soci.error }, missing ? 'no SOCI index for this image; layers get a local pass' : 'SOCI index discovery');
+    }
     const fetcher = createBlobFetcher(client, { endpoint: ref.endpoint, repository: ref.repository });
     const blobs = [img.manifest.config, ...img.manifest.layers];
-    const { root, layers } = assembleImage(img, fetcher, { ...data, inodes: new InodeAllocator(), logger, metrics, onProgress: hooks.onProgress }, 1);
+    const { root, layers } = assembleImage(img, fetcher, { ...data, inodes: new InodeAllocator(), logger, metrics, onProgress: hooks.onProgress, imageDir: ctx.mountpoint }, 1);
     return {
       root,
       mounted: ({ metricsAddress }) => {
