@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type BuildProblem, type ImageNode, OPAQUE_XATTR, buildLayerTree, mergeLayers } from '../../src/image/tree.js';
 import type { TarEntry } from '../../src/image/tar-entry.js';
-import { overlayLowerdir } from '../../src/fs/image-layout.js';
+import { overlayLowerdir } from '../../src/view/image-layout.js';
 
 function e(path: string, type: TarEntry['type'] = 'file', attrs: Partial<TarEntry> = {}): TarEntry {
   return { path, type, mode: type === 'dir' ? 0o755 : 0o644, uid: 0, gid: 0, size: 0, mtimeMs: 1000, linkname: '', devmajor: 0, devminor: 0, dataOffset: 0, ...attrs };
