@@ -26,10 +26,10 @@ export interface DefaultContext {
 }
 
 /** Commands that take configuration flags. */
-export type Command = 'mount' | 'serve' | 'ctl' | 'inspect' | 'blob' | 'cache';
-const EVERY: readonly Command[] = ['mount', 'serve', 'ctl', 'inspect', 'blob', 'cache'];
+export type Command = 'mount' | 'serve' | 'ctl' | 'inspect' | 'blob' | 'cache' | 'index';
+const EVERY: readonly Command[] = ['mount', 'serve', 'ctl', 'inspect', 'blob', 'cache', 'index'];
 /** Commands that talk to registries. */
-const FETCHING: readonly Command[] = ['mount', 'serve', 'inspect', 'blob'];
+const FETCHING: readonly Command[] = ['mount', 'serve', 'inspect', 'blob', 'index'];
 
 export type Parser<T> = (v: unknown, name: string) => T;
 
@@ -193,6 +193,11 @@ export const SCHEMA = {
   }),
   metrics: optional({ parse: listenAddress, help: 'serve Prometheus metrics and /healthz on HOST:PORT or unix:PATH', flag: { type: 'string', commands: ['mount', 'serve'] } }),
   store: optional({ parse: str, help: 'mount path of the image store (serve)', flag: { type: 'string', commands: ['serve'] } }),
+  layerStore: optional({
+    parse: str,
+    help: 'also mount a podman/CRI-O additional layer store here (storage.conf additionallayerstores = ["<path>:ref"])',
+    flag: { type: 'string', commands: ['serve'] },
+  }),
   registries: withDefault({ parse: registries, default: (): Readonly<Record<string, RegistrySettings>> => Object.freeze({}), help: 'per-registry settings (config file only)', env: false }),
   dockerConfig: withDefault({
     parse: str,
@@ -224,6 +229,12 @@ export const SCHEMA = {
     defaultHelp: 'no cap',
     help: 'bandwidth cap for --prefetch all, e.g. 20MiB (per second)',
     flag: { type: 'string', commands: ['mount'] },
+  }),
+  index: withDefault({
+    parse: oneOf('auto', 'soci', 'none'),
+    default: 'auto',
+    help: 'SOCI index (#14): auto = use one when the registry has it, soci = also warn when none, none = never look',
+    flag: { type: 'string', choices: ['auto', 'soci', 'none'], commands: EVERY },
   }),
   allowOther: withDefault({
     parse: bool,

@@ -69,6 +69,7 @@ const SAMPLES: Record<ConfigKey, [string, unknown][]> = {
   logLevel: [['debug', 'debug'], ['warn', 'warn'], ['error', 'error']],
   metrics: [['127.0.0.1:9100', '127.0.0.1:9100'], ['unix:/run/m.sock', 'unix:/run/m.sock'], [':9200', ':9200']],
   store: [['/s/file', '/s/file'], ['/s/env', '/s/env'], ['/s/flag', '/s/flag']],
+  layerStore: [['/l/file', '/l/file'], ['/l/env', '/l/env'], ['/l/flag', '/l/flag']],
   registries: [],
   dockerConfig: [['/d/file.json', '/d/file.json'], ['/d/env.json', '/d/env.json'], ['/d/flag.json', '/d/flag.json']],
   insecure: [['a:5000', ['a:5000']], ['b:5000,c:5000', ['b:5000', 'c:5000']], ['d', ['d']]],
@@ -78,6 +79,7 @@ const SAMPLES: Record<ConfigKey, [string, unknown][]> = {
   connections: [['4', 4], ['256', 256], ['1', 1]],
   prefetch: [['all', 'all'], ['none', 'none'], ['all', 'all']],
   prefetchRate: [['20MiB', 20 * 2 ** 20], ['1MiB', 2 ** 20], ['0', 0]],
+  index: [['soci', 'soci'], ['none', 'none'], ['auto', 'auto']],
   allowOther: [['true', true], ['false', false], ['true', true]],
   control: [['/ctl/file', '/ctl/file'], ['/ctl/env', '/ctl/env'], ['/ctl/flag', '/ctl/flag']],
   idleTimeout: [['90s', 90_000], ['2m', 120_000], ['1500ms', 1500]],
@@ -113,7 +115,7 @@ test('defaults: each --help [default: …] is what the loader gives; control fol
     assert.deepEqual(cfg[k], spec.parse(m[1], k), `--${key}: help says ${m[1]}`);
     checked++;
   }
-  assert.equal(checked, 6, 'cache-size, chunk-size, log-level, retry-budget, connections, prefetch');
+  assert.equal(checked, 7, 'cache-size, chunk-size, log-level, retry-budget, connections, prefetch, index');
   assert.equal(cfg.control, '/home/u/.cache/regfs/control.sock');
   assert.equal((await loadConfig({ cacheDir: '/elsewhere' }, {}, false)).control, '/elsewhere/control.sock');
   assert.equal(cfg.dockerConfig, '/home/u/.docker/config.json');
@@ -137,12 +139,13 @@ test('unknown keys are errors naming the key, from flags as from the file; unrel
 
 test('flags through yargs: every flag regfs had is still offered, repeated --insecure, booleans, strings parsed by the schema', async () => {
   const before: Record<string, string[]> = {
-    mount: ['cache-dir', 'cache-size', 'chunk-size', 'platform', 'insecure', 'ca-file', 'skip-verify', 'docker-config', 'retry-budget', 'log-level', 'metrics', 'prefetch', 'prefetch-rate', 'allow-other'],
-    serve: ['cache-dir', 'cache-size', 'chunk-size', 'platform', 'insecure', 'ca-file', 'skip-verify', 'docker-config', 'retry-budget', 'log-level', 'store', 'metrics', 'control', 'allow-other'],
-    ctl: ['cache-dir', 'log-level', 'control'],
-    inspect: ['cache-dir', 'platform', 'insecure', 'retry-budget'],
-    blob: ['cache-dir', 'platform', 'insecure', 'retry-budget'],
-    cache: ['cache-dir', 'chunk-size'],
+    mount: ['cache-dir', 'cache-size', 'chunk-size', 'platform', 'insecure', 'ca-file', 'skip-verify', 'docker-config', 'retry-budget', 'log-level', 'index', 'metrics', 'prefetch', 'prefetch-rate', 'allow-other'],
+    serve: ['cache-dir', 'cache-size', 'chunk-size', 'platform', 'insecure', 'ca-file', 'skip-verify', 'docker-config', 'retry-budget', 'log-level', 'index', 'store', 'layer-store', 'metrics', 'control', 'allow-other'],
+    ctl: ['cache-dir', 'log-level', 'index', 'control'],
+    inspect: ['cache-dir', 'platform', 'insecure', 'retry-budget', 'index'],
+    blob: ['cache-dir', 'platform', 'insecure', 'retry-budget', 'index'],
+    cache: ['cache-dir', 'chunk-size', 'index'],
+    index: ['cache-dir', 'platform', 'insecure', 'retry-budget', 'index'],
   };
   for (const [cmd, flags] of Object.entries(before)) {
     const offered = Object.keys(configOptions(cmd as Command));

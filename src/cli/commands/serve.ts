@@ -10,7 +10,8 @@ export const serveCommand: CommandModule<object, { store?: string }> = {
   builder: (y) =>
     withConfigOptions(y, 'serve')
       .example('$0 serve --config /etc/regfs/config.yaml', 'as the systemd unit in scripts/regfs.service runs it')
-      .example('ls /var/lib/regfs/store/docker.io/library/alpine/3.19/rootfs', 'resolves and mounts alpine:3.19 on first lookup') as never,
+      .example('ls /var/lib/regfs/store/docker.io/library/alpine/3.19/rootfs', 'resolves and mounts alpine:3.19 on first lookup')
+      .example('$0 serve --store /var/lib/regfs/store --layer-store /var/lib/regfs/layers', 'podman/CRI-O start containers from regfs (README: Run containers with podman or CRI-O)') as never,
   handler: async (argv) => {
     const load = () => configFromArgv(argv as unknown as Record<string, unknown>);
     const cfg = await load();
