@@ -127,6 +127,7 @@ after(async () => {
 });
 
 const mountpoint = (name: string): Promise<string> => makeMountpoint(dir.path, name, mounts);
+const manifestDigest = (): string => sha256Digest(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, ...manifest }));
 
 async function regfs(args: string[]): Promise<{ stdout: string; stderr: string }> {
   return run(CLI, args, { maxBuffer: 16 << 20 });
@@ -196,7 +197,8 @@ test('index push --tag orig-soci (v2) → a fresh mount lists rootfs/ and reads 
 });
 
 test('index push --v1 → the original tag mounts lazily through the referrers tag schema (docker-registry 2.8 has no referrers API): < 5% fetched, rootfs/ equals umoci unpack', async (t) => {
-  const { stderr } = await regfs(['index', 'push', `${reg.host}/${REPO}:orig`, '--v1', '--cache-dir', join(dir.path, 'cache-build')]);
+  const { stdout, stderr } = await regfs(['index', 'push', `${reg.host}/${REPO}:orig`, '--v1', '--cache-dir', join(dir.path, 'cache-build')]);
+  assert.match(stdout.trim(), /^sha256:[0-9a-f]{64}$/);
   assert.match(stderr, /from the index already in the cache/, 'the second build reuses the cached index');
   assert.match(stderr, /no referrers API .* referrers tag sha256-[0-9a-f]{64}/);
   const m = await lazyMount('v1', 'orig');
@@ -210,6 +212,23 @@ test('index push --v1 → the original tag mounts lazily through the referrers t
     assert.equal(log.find((l) => l.msg === 'SOCI index discovery')?.found, 'referrers-tag');
     assert.deepEqual(log.filter((l) => l.msg === 'layer served' && l.layer === big.digest).map((l) => l.how), ['soci']);
   }
+});
+
+test('a registry with the referrers API is asked first: GET /v2/<name>/referrers/<digest>?artifactType=…v1, and its answer wins over the tag', async () => {
+  const fallback = await (await fetch(`${reg.url}/v2/${REPO}/manifests/sha256-${manifestDigest().slice(7)}`, { headers: { accept: OCI_INDEX } })).text();
+  const listed = (JSON.parse(fallback) as { manifests: { digest: string; artifactType: string }[] }).manifests;
+  assert.equal(listed.length, 1, 'the v1 push listed one SOCI index in the referrers tag');
+  // The proxy plays a registry that has the API (docker-registry 2.8 has none): it answers the
+  // listing with that index; everything else goes to the real registry.
+  const from = proxy.requests.length;
+  proxy.inject(/\/referrers\//, { kind: 'respond', status: 200, body: fallback, headers: { 'content-type': OCI_INDEX } });
+  const { stdout } = await regfs(['inspect', `${proxy.host}/${REPO}:orig`, '--cache-dir', join(dir.path, 'cache-inspect-api'), '--log-level', 'warn']);
+  proxy.clearFaults();
+  const soci = (JSON.parse(stdout) as { soci: { found: string; version: string; index: string } }).soci;
+  assert.deepEqual([soci.found, soci.version, soci.index], ['referrers-api', 'v1', listed[0]!.digest]);
+  const asked = proxy.requests.slice(from).filter((r) => r.path.includes('/referrers/')).map((r) => r.path);
+  assert.deepEqual(asked, [`/v2/${REPO}/referrers/${manifestDigest()}?artifactType=${encodeURIComponent('application/vnd.amazon.soci.index.v1+json')}`]);
+  assert.equal(proxy.requests.slice(from).filter((r) => r.path.includes('/manifests/sha256-')).length, 0, 'the tag is not asked when the API answers');
 });
 
 /** The zTOC of the big layer as pushed by the v2 test. */
