@@ -154,8 +154,9 @@ function logLines(stderr: string): { msg?: string; level?: number | string; how?
 /** Mounts `tag` through the counting proxy with an empty cache; lists rootfs/ and reads the probe. */
 async function lazyMount(name: string, tag: string): Promise<{ mnt: string; stop: () => Promise<string>; bytes: number; probeOk: boolean; listing: string[] }> {
   const mnt = await mountpoint(name);
-  const m = await startMount(`${proxy.host}/${REPO}:${tag}`, mnt, ['--cache-dir', join(dir.path, `cache-${name}`), '--log-level', 'info']);
+  // Counted from the start: the mount fetches a SOCI layer's first bytes while it starts.
   const from = proxy.requests.length;
+  const m = await startMount(`${proxy.host}/${REPO}:${tag}`, mnt, ['--cache-dir', join(dir.path, `cache-${name}`), '--log-level', 'info']);
   const listing = (await readdir(join(mnt, 'rootfs'))).sort();
   const got = await readFile(join(mnt, 'rootfs', probe));
   const want = await readFile(join(dir.path, 'truth', 'rootfs', probe));
