@@ -22,6 +22,7 @@ function defaults(env: NodeJS.ProcessEnv, isRoot: boolean): Record<string, unkno
     logLevel: 'info',
     metrics: undefined,
     store: undefined,
+    layerStore: undefined,
     registries: {},
     dockerConfig: join(dockerDir, 'config.json'),
     insecure: [],

@@ -22,6 +22,8 @@ export interface RegfsConfig {
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
   readonly metrics: string | undefined;
   readonly store: string | undefined;
+  /** `serve`: mount path of the podman/CRI-O additional layer store (containers/storage `additionallayerstores`). */
+  readonly layerStore: string | undefined;
   readonly registries: Readonly<Record<string, RegistrySettings>>;
   readonly dockerConfig: string | undefined;
   readonly insecure: readonly string[];
@@ -146,6 +148,7 @@ export const KEYS = {
   logLevel: oneOf('trace', 'debug', 'info', 'warn', 'error', 'silent'),
   metrics,
   store: str,
+  layerStore: str,
   registries,
   dockerConfig: str,
   insecure: list,

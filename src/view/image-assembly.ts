@@ -6,7 +6,7 @@ import type { SpanCache } from '../image/gzip-reader.js';
 import { ImageTrees } from '../image/image-trees.js';
 import { builtinFormats } from '../image/formats/builtin.js';
 import { PRIORITY } from '../image/formats/registry.js';
-import { type IndexStore, type Layer, openLayer } from '../image/layer.js';
+import { type DerivedStore, type IndexStore, type Layer, openLayer } from '../image/layer.js';
 import { sociFormat } from '../image/soci/soci-layer.js';
 import type { BlobReader } from '../lib/blob-reader.js';
 import type { Digest } from '../lib/digest.js';
@@ -27,12 +27,15 @@ export interface AssemblyDeps {
   routes: RoutingUpstream;
   indexes: IndexStore;
   spans: SpanCache;
+  derived?: DerivedStore | undefined;
   inodes: InodeAllocator;
   logger: Logger;
   metrics: IndexReporter;
   onProgress?: ((text: string) => void) | undefined;
   /** Called on every data read of the image (idle tracking). */
   touch?: (() => void) | undefined;
+  /** Absolute path of the image's directory in the mount, for `<dir>/lowerdir`. */
+  imageDir?: string | undefined;
 }
 
 function createdMs(config: unknown): number {
@@ -73,6 +76,7 @@ export function assembleImage(img: ResolvedImage, source: BlobReader, deps: Asse
       blobs: reader,
       indexes: deps.indexes,
       spans: deps.spans,
+      derived: deps.derived,
       log: deps.logger,
       onLayerServed: (digest: Digest, how: string) => {
         deps.metrics.layerServed(how);
@@ -97,6 +101,6 @@ export function assembleImage(img: ResolvedImage, source: BlobReader, deps: Asse
     const warm = [deps.reader.prefetch(z.digest, 0, z.size, z.size), deps.reader.prefetch(l.digest, 0, 64 * 1024, l.size), deps.reader.prefetch(l.digest, Math.max(0, l.size - 64), 64, l.size)];
     for (const w of warm) w.catch(() => {}); // a failure shows again, and is reported, when the layer is opened
   }
-  addImageTrees(root, new ImageTrees(layers, (layer, p) => deps.logger.warn({ layer, entry: p.path }, p.why)), deps.inodes);
+  addImageTrees(root, new ImageTrees(layers, (layer, p) => deps.logger.warn({ layer, entry: p.path }, p.why)), deps.inodes, deps.imageDir);
   return { root, layers };
 }
