@@ -37,6 +37,8 @@ declare module 'fuse-native' {
     constructor(mnt: string, ops: FuseOps, opts?: FuseOptions);
     mount(cb: (err: Error | null) => void): void;
     unmount(cb: (err: Error | null) => void): void;
+    /** regfs's build only (scripts/patch-fuse-native.mjs): the mount's /dev/fuse descriptor, -1 before mount. */
+    sessionFd(): number;
     static unmount(mnt: string, cb: (err: Error | null) => void): void;
     static readonly ENOENT: number;
     static readonly EIO: number;

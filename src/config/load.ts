@@ -31,6 +31,7 @@ function defaults(env: NodeJS.ProcessEnv, isRoot: boolean): Record<string, unkno
     retryBudget: 30_000,
     connections: 16,
     prefetch: 'none',
+    index: 'auto',
     prefetchRate: 0,
     allowOther: false,
     control: undefined,

@@ -34,6 +34,8 @@ export interface RegfsConfig {
   readonly connections: number;
   readonly prefetch: 'none' | 'all';
   readonly prefetchRate: number;
+  /** SOCI index use (#14): `auto` uses one when found, `soci` also warns when none is, `none` never looks. */
+  readonly index: 'auto' | 'soci' | 'none';
   readonly allowOther: boolean;
   /** Control socket of `regfs serve` (`regfs ctl` talks to it). */
   readonly control: string | undefined;
@@ -156,6 +158,7 @@ export const KEYS = {
   connections: int(1, 256),
   prefetch: oneOf('none', 'all'),
   prefetchRate: size,
+  index: oneOf('auto', 'soci', 'none'),
   allowOther: bool,
   control: str,
   idleTimeout: duration,

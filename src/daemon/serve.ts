@@ -45,8 +45,9 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<Sto
         logger,
         log: logger,
         metrics,
+        mountpoint,
         records: await ImageRecords.open(cfg.cacheDir),
-        resolve: (ref) => resolveImage(registry.current().client, ref, ctx.platform),
+        resolve: (ref) => resolveImage(registry.current().client, ref, ctx.platform, undefined, { index: cfg.index, http: registry.current().http }),
         source: (ref) => createBlobFetcher(client, { endpoint: ref.endpoint, repository: ref.repository }),
       });
       const restored = await images.restore();

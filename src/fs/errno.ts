@@ -77,6 +77,7 @@ export const ERRNO_OF_CODE = {
   ERR_CONFIG: 'EINVAL',
   ERR_MOUNTPOINT: 'EINVAL',
   ERR_MOUNT: 'EIO',
+  ERR_TAKEOVER: 'EIO',
   ERR_DAEMON_START: 'EIO',
   ERR_CONTROL: 'EIO',
   // serve's store went away underneath it: nothing is left to answer; a disk gone away is EIO.

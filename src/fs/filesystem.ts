@@ -208,7 +208,8 @@ export function statOf(n: FsNode): Stat {
     mode: kindBits(n.kind) | (n.mode & 0o7777),
     uid: n.uid,
     gid: n.gid,
-    size: n.kind === 'symlink' ? Buffer.byteLength(n.target ?? '') : n.size,
+    // A target is a byte name: its length is its size in bytes.
+    size: n.kind === 'symlink' ? (n.target ?? '').length : n.size,
     nlink: n.nlink,
     ino: n.ino,
     rdev: n.rdev,

@@ -38,6 +38,8 @@ export const ERROR_CODES = [
   'ERR_MOUNTPOINT',
   'ERR_NO_FUSE',
   'ERR_MOUNT',
+  /** Keeping or taking over a live FUSE session across a restart (fd holder, fd store, #19). */
+  'ERR_TAKEOVER',
   'ERR_DAEMON_START',
   'ERR_CONTROL',
   'ERR_UNMOUNTED',

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { type FsNode, type InodeAllocator, makeDir } from '../fs/node.js';
 import type { Layer } from '../image/layer.js';
 import type { BlobReader } from '../lib/blob-reader.js';
@@ -27,6 +28,8 @@ export interface ImageStoreDeps extends Omit<AssemblyDeps, 'touch' | 'onProgress
   resolve(ref: ImageReference): Promise<ResolvedImage>;
   source(ref: ImageReference): BlobReader;
   log: Logger;
+  /** Where the store is mounted (absolute), for each image's `lowerdir` file. */
+  mountpoint?: string | undefined;
 }
 
 /**
@@ -139,7 +142,11 @@ export class ImageStore {
     const existing = this.images.get(ref.canonical);
     if (existing) return existing;
     let stored!: StoredImage;
-    const { root, layers } = assembleImage(img, this.deps.source(ref), { ...this.deps, touch: () => void (stored.lastUsed = Date.now()) });
+    const { root, layers } = assembleImage(img, this.deps.source(ref), {
+      ...this.deps,
+      touch: () => void (stored.lastUsed = Date.now()),
+      imageDir: this.deps.mountpoint === undefined ? undefined : join(this.deps.mountpoint, ...path),
+    });
     stored = { ref, img, path, node: root, layers, lastUsed: Date.now() };
     this.images.set(ref.canonical, stored);
     if (insert) {
