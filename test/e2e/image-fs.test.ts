@@ -177,7 +177,7 @@ l('loop2', tarfile.SYMTYPE, 'loop1')
   const garbage = Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), patternBytes(100_000, 5)]);
   const full = gzipSync(await craftTar(`${PY_HELPERS}\nimport os\nf('big', os.urandom(300000))\n`));
   const truncated = full.subarray(0, full.length - 2000);
-  // zstd is a supported format now; bzip2 is a media type no registry entry accepts.
+  // A compression regfs does not serve (zstd is served since #17; garbage zstd is covered in zstd.test.ts).
   const bzip2 = Buffer.from('BZh91AY&SY', 'latin1');
   const img = await pushRawImage(reg.url, 'e2e/hostile', 'v1', [
     { data: good, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' },
@@ -213,7 +213,8 @@ l('loop2', tarfile.SYMTYPE, 'loop1')
     await assert.rejects(readdir(l1!), /EIO/);
     await assert.rejects(readdir(l2!), /EIO/);
     await assert.rejects(readdir(l3!), /ENOTSUP|EOPNOTSUPP/, 'an unsupported layer format is "operation not supported", not damaged data');
-    await assert.rejects(readdir(join(mnt2, 'rootfs')), /EIO/);
+    // rootfs needs every layer; which failure settles first (damaged → EIO, unsupported → ENOTSUP) is a race.
+    await assert.rejects(readdir(join(mnt2, 'rootfs')), /EIO|ENOTSUP|EOPNOTSUPP/);
     // Still up, and the raw blobs are still there.
     assert.equal((await readdir(join(mnt2, 'blobs'))).length, 5);
     await waitForMatch(() => m2.stderr(), new RegExp(`layer ${bad.layers[1]!.digest}: (corrupt deflate data|gzip CRC)`));
