@@ -27,7 +27,11 @@ export interface FuseMount {
   readonly inFlight: number;
   /** The mount's /dev/fuse descriptor: whoever keeps a copy open keeps the mount alive (#19). */
   readonly sessionFd: number;
-  /** Ends in-flight reads with EIO (shutdown). */
+  /**
+   * Shutdown: ends in-flight reads with EIO and answers every later read EIO at once. A read
+   * still pending in the daemon when its /dev/fuse closes gets ECONNABORTED from the kernel
+   * (fuse_abort_conn), so none may be left waiting on the registry until then.
+   */
   abortReads(): void;
   unmount(): Promise<void>;
 }
@@ -48,6 +52,7 @@ export async function mountFuse(fs: ReadOnlyFilesystem, mountpoint: string, opts
   const log = opts.logger;
   /** In-flight reads → a function that ends them with EIO. */
   const reads = new Map<AbortController, () => void>();
+  let stopping = false;
   const ttl = opts.cacheTtlS ?? 3600;
 
   const guard = (op: string, path: string, cb: (err: number, ...rest: unknown[]) => void, work: () => Promise<unknown[]>): void => {
@@ -92,6 +97,7 @@ export async function mountFuse(fs: ReadOnlyFilesystem, mountpoint: string, opts
     rmdir: (path, cb) => guard('rmdir', path, cb as never, () => fs.rmdir(path)),
     statfs: (_path, cb) => cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 1, namemax: 255 }),
     read: (path, fd, buf, len, pos, cb) => {
+      if (stopping) return cb(errno('EIO'));
       const ac = new AbortController();
       let answered = false;
       const answer = (v: number): void => {
@@ -148,6 +154,7 @@ export async function mountFuse(fs: ReadOnlyFilesystem, mountpoint: string, opts
     },
     sessionFd: fuse.sessionFd(),
     abortReads() {
+      stopping = true;
       for (const fail of [...reads.values()]) fail();
     },
     unmount: () =>
