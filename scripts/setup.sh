@@ -15,6 +15,8 @@ PKGS=(
   curl ca-certificates
   python3 make g++         # node-gyp builds the zlib addon in native/
   golang-go golang-github-containerd-stargz-snapshotter-dev  # the reference eStargz converter the tests build
+  nginx-light               # npm run bench: real blob storage behind the registry's redirect (a Node server caps at ~340 MB/s)
+  rclone fio                # npm run bench: the peer FUSE reader (rclone mount) and the random-read tool
 )
 missing=()
 for p in "${PKGS[@]}"; do
