@@ -8,7 +8,7 @@ export function withCommonOptions<T>(y: Argv<T>) {
     .option('config', { type: 'string', describe: 'YAML or JSON config file (keys as the flags, camelCase)' })
     .option('cache-dir', { type: 'string', describe: 'chunk cache directory [default: /var/cache/regfs as root, else $XDG_CACHE_HOME/regfs]' })
     .option('cache-size', { type: 'string', describe: 'cache size limit, e.g. 10GiB [default: 10GiB]' })
-    .option('chunk-size', { type: 'string', describe: 'cache chunk size, power of two 64KiB…16MiB [default: 1MiB]' })
+    .option('chunk-size', { type: 'string', describe: 'cache block size: what a random read fetches and the cache checksums, power of two 64KiB…16MiB [default: 64KiB]' })
     .option('platform', { type: 'string', describe: 'platform to pick from a multi-arch index, os/arch[/variant] [default: this host]' })
     .option('insecure', { type: 'string', array: true, describe: 'registry host[:port] to reach over plain HTTP (loopback always may)' })
     .option('ca-file', { type: 'string', describe: 'extra PEM CA bundle for registry TLS' })

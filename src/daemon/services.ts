@@ -5,7 +5,7 @@ import { type ResolvedImage, createBlobFetcher, hostPlatform, parsePlatform, par
 import type { Registry } from '../registry/index.js';
 import { RoutingUpstream } from '../blob/routing-upstream.js';
 import type { ChunkReader } from '../blob/chunk-reader.js';
-import type { DiskChunkStore } from '../cache/disk-chunk-store.js';
+import type { BlockStore } from '../cache/block-store.js';
 import { createChunkReader, openStore } from './cache-setup.js';
 import { createLogger } from './logger.js';
 import { setupRegistry } from './registry-setup.js';
@@ -17,13 +17,13 @@ export interface Services {
   /** Blobs of the reference's repository, read through the chunk cache. */
   blobReader(ref: string): BlobReader;
   readonly reader: ChunkReader;
-  readonly store: DiskChunkStore;
+  readonly store: BlockStore;
 }
 
 export async function withServices<T>(cfg: RegfsConfig, fn: (s: Services) => Promise<T>): Promise<T> {
   const logger = createLogger(cfg.logLevel);
   let registry: Registry | undefined;
-  let store: DiskChunkStore | undefined;
+  let store: BlockStore | undefined;
   try {
     registry = await setupRegistry(cfg, logger);
     store = await openStore(cfg, logger);

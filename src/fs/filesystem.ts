@@ -31,6 +31,7 @@ export interface FilesystemOptions {
 /** What a sequential reader needs next, kept in memory ahead of it. */
 const NEAR_AHEAD = 4 << 20;
 const O_ACCMODE = 3;
+const NO_NAMES: string[] = [];
 const O_RDONLY = 0;
 
 /**
@@ -51,7 +52,31 @@ export class ReadOnlyFilesystem {
   }
 
   async lookup(path: string): Promise<FsNode> {
-    if (path === '/' || path === '') return this.root;
+    return this.peek(path) ?? this.walk(path);
+  }
+
+  /**
+   * The node at `path` when no directory on the way needs loading: a few Map lookups, no
+   * promise. The kernel asks getattr, getxattr and listxattr for every entry `ls -l` shows (#16).
+   */
+  peek(path: string): FsNode | undefined {
+    let node = this.root;
+    for (let start = 1; start < path.length; ) {
+      let end = path.indexOf('/', start);
+      if (end < 0) end = path.length;
+      if (end > start) {
+        if (node.kind !== 'dir' || node.load) return undefined;
+        const next = node.children?.get(path.slice(start, end));
+        if (!next) return undefined;
+        node = next;
+      }
+      start = end + 1;
+    }
+    return node;
+  }
+
+  /** The general walk: loads lazy directories and resolves names on the way. */
+  private async walk(path: string): Promise<FsNode> {
     let node = this.root;
     for (const name of path.split('/')) {
       if (name === '') continue;
@@ -128,11 +153,12 @@ export class ReadOnlyFilesystem {
   }
 
   async getxattr(path: string, name: string): Promise<Buffer | undefined> {
-    return (await this.lookup(path)).xattrs?.get(name);
+    return (this.peek(path) ?? (await this.walk(path))).xattrs?.get(name);
   }
 
   async listxattr(path: string): Promise<string[]> {
-    return [...((await this.lookup(path)).xattrs?.keys() ?? [])];
+    const node = this.peek(path) ?? (await this.walk(path));
+    return node.xattrs ? [...node.xattrs.keys()] : NO_NAMES;
   }
 
   get openHandles(): number {

@@ -5,7 +5,7 @@ import { buildImageLayout } from '../../src/fs/image-layout.js';
 import { SequentialReadahead } from '../../src/fs/readahead.js';
 import { makeDir, makeFile, bytesContent, S_IFDIR, S_IFREG } from '../../src/fs/node.js';
 import { ChunkReader } from '../../src/blob/chunk-reader.js';
-import { DiskChunkStore } from '../../src/cache/disk-chunk-store.js';
+import { BlockStore } from '../../src/cache/block-store.js';
 import { CountingUpstream } from '../helpers/fake-upstream.js';
 import { patternBytes } from '../helpers/images.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -72,12 +72,12 @@ test('a lazy directory is loaded once by concurrent lookups, and retried after a
 
 test('an aborted read never writes into the caller buffer', async () => {
   const t = await tempDir('abort');
-  const store = await DiskChunkStore.open({ dir: t.path, maxBytes: 64 * MiB, lock: true });
+  const store = await BlockStore.open({ dir: t.path, maxBytes: 64 * MiB, blockSize: MiB, lock: true });
   try {
     const up = new CountingUpstream();
     up.delayMs = 50;
     const d = up.add(patternBytes(2 * MiB, 3));
-    const reader = new ChunkReader(store, up, { chunkSize: MiB, maxRequestBytes: 8 * MiB, globalConcurrency: 4, perBlobConcurrency: 4 });
+    const reader = new ChunkReader(store, up, { maxRequestBytes: 8 * MiB, globalConcurrency: 4, perBlobConcurrency: 4 });
     const buf = Buffer.alloc(4096);
     const ac = new AbortController();
     const p = reader.readAt(d, 0, buf, ac.signal);
