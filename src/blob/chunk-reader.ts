@@ -231,9 +231,9 @@ export class ChunkReader implements BlobReader {
     return buf;
   }
 
-  /** One range request into a buffer the store's workers can write without a copy. */
+  /** One range request into a buffer of its own (readers copy from it until it is on disk). */
   private async transfer(digest: Digest, start: number, end: number): Promise<Buffer> {
-    const b = this.store.allocate(end - start);
+    const b = Buffer.allocUnsafeSlow(end - start);
     this.counters.requests++;
     this.counters.inFlightBytes += b.length;
     this.counters.peakInFlightBytes = Math.max(this.counters.peakInFlightBytes, this.counters.inFlightBytes);

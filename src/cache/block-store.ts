@@ -7,7 +7,7 @@ import { RegfsError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { silentLogger } from '../lib/logger.js';
 import { lockCacheDir } from './cache-lock.js';
-import { IoWorkers, sharedBuffer } from './io-workers.js';
+import { IoWorkers } from './io-workers.js';
 import { DATA_OFFSET, decodeHeader, encodeHeader, headerSize, MAX_SEGMENT_BLOCKS, type SegmentGeometry } from './segment-file.js';
 import { type CacheCounters, KEY_RE } from './chunk-store.js';
 
@@ -70,7 +70,7 @@ const MAX_OPEN = 128;
  * record of present blocks and a crc32 per block in each file's header. A read of cached bytes is
  * one pread into the caller's buffer; a block is checksummed when written and, after a restart,
  * on its first read (a mismatch is a miss, counted). Segments are the LRU unit (lru-cache sized
- * in bytes on disk); the pwrites and checksums run in worker threads.
+ * in bytes on disk); checksums and whole-blob hashes run in worker threads.
  */
 export class BlockStore {
   readonly counters: CacheCounters = { hits: 0, misses: 0, evictions: 0, corruptions: 0, writeErrors: 0, bytesWritten: 0 };
@@ -173,11 +173,6 @@ export class BlockStore {
   hasBlock(key: string, b: number): boolean {
     const seg = this.blobs.get(key)?.segments.get(Math.floor(b / this.geometry.segmentBlocks));
     return seg !== undefined && seg.state[b % this.geometry.segmentBlocks] !== ABSENT;
-  }
-
-  /** A buffer to fetch into: the io workers write it to disk without a copy. */
-  allocate(size: number): Buffer {
-    return sharedBuffer(size);
   }
 
   /**
@@ -439,12 +434,12 @@ export class BlockStore {
       seg.reserved += reserved;
       this.resize(seg);
       const fh = await this.handle(seg);
-      let shared = data;
-      if (!(data.buffer instanceof SharedArrayBuffer)) {
-        shared = sharedBuffer(data.length);
-        shared.set(data);
+      for (let done = 0; done < data.length; ) {
+        const { bytesWritten } = await fh.write(data, done, data.length - done, DATA_OFFSET + off + done);
+        done += bytesWritten;
       }
-      const crcs = await this.io.write(fh.fd, shared, DATA_OFFSET + off, blockSize);
+      // Checksummed in a worker, from the page cache: the event loop only dispatches.
+      const crcs = await this.io.crc(fh.fd, DATA_OFFSET + off, data.length, blockSize);
       seg.reserved -= reserved;
       reserved = 0;
       if (seg.evicted) return true;

@@ -14,9 +14,9 @@ export class IoWorkers {
 
   constructor(private readonly size: number) {}
 
-  /** pwrite `data` (backed by a SharedArrayBuffer, so the worker sees it without a copy) at `position` of `fd`; crc32 per block. */
-  async write(fd: number, data: Uint8Array, position: number, blockSize: number): Promise<Uint32Array> {
-    return (await this.call({ op: 'write', fd, data, position, blockSize })).crcs!;
+  /** crc32 of each block of `length` bytes at `position` of the open file `fd`. */
+  async crc(fd: number, position: number, length: number, blockSize: number): Promise<Uint32Array> {
+    return (await this.call({ op: 'crc', fd, position, length, blockSize })).crcs!;
   }
 
   /** Digest (hex) of the concatenated file ranges. */
@@ -64,9 +64,4 @@ export class IoWorkers {
     if (res.error) throw Object.assign(new Error(res.error.message), { code: res.error.code });
     return res;
   }
-}
-
-/** A buffer the io workers can read without a copy. */
-export function sharedBuffer(size: number): Buffer {
-  return Buffer.from(new SharedArrayBuffer(size));
 }
