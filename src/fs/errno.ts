@@ -10,7 +10,7 @@ export class FsError extends Error {
   }
 }
 
-export type ErrnoName = 'ENOENT' | 'ENOTDIR' | 'EISDIR' | 'EROFS' | 'EIO' | 'EINVAL' | 'EBADF' | 'ENODATA' | 'ERANGE' | 'ENAMETOOLONG' | 'ELOOP';
+export type ErrnoName = 'ENOENT' | 'ENOTDIR' | 'EISDIR' | 'EROFS' | 'EIO' | 'EINVAL' | 'EBADF' | 'ENODATA' | 'ERANGE' | 'ENAMETOOLONG' | 'ELOOP' | 'EOPNOTSUPP';
 
 /**
  * The one errno table. Whatever failed below fs/ (registry, cache, layer format) is EIO to the

@@ -32,6 +32,7 @@ export interface FilesystemOptions {
 const NEAR_AHEAD = 4 << 20;
 const O_ACCMODE = 3;
 const NO_NAMES: string[] = [];
+const UNSUPPORTED_XATTRS = new Set(['security.selinux', 'system.posix_acl_access', 'system.posix_acl_default']);
 const O_RDONLY = 0;
 
 /**
@@ -153,7 +154,12 @@ export class ReadOnlyFilesystem {
   }
 
   async getxattr(path: string, name: string): Promise<Buffer | undefined> {
-    return (this.peek(path) ?? (await this.walk(path))).xattrs?.get(name);
+    const v = (this.peek(path) ?? (await this.walk(path))).xattrs?.get(name);
+    // `ls -l` asks these two of every entry, and the kernel does not cache the answer. "Not
+    // supported" (what a filesystem without SELinux labels or ACLs says) makes coreutils stop
+    // asking for the rest of the mount: 2 requests for a whole `ls -lR` instead of 2 per entry.
+    if (v === undefined && UNSUPPORTED_XATTRS.has(name)) throw new FsError('EOPNOTSUPP', `${path}: no ${name} here`);
+    return v;
   }
 
   async listxattr(path: string): Promise<string[]> {

@@ -115,3 +115,17 @@ test('read-ahead: sequential reads grow the window to the maximum; a seek resets
   ra.onRead(500 * MiB, 4096, size);
   assert.equal(ra.currentWindow, MiB, 'a seek resets the window');
 });
+
+test('xattrs: present ones are returned; missing SELinux and ACL names are "not supported" (ls stops asking), other missing names are absent', async () => {
+  const root = makeDir(1);
+  root.children!.set('plain', makeFile(2, bytesContent(Buffer.from('x'))));
+  root.children!.set('labelled', makeFile(3, bytesContent(Buffer.from('y')), { xattrs: new Map([['security.selinux', Buffer.from('system_u:object_r:bin_t:s0\0')]]) }));
+  const fs = new ReadOnlyFilesystem(root);
+  for (const name of ['security.selinux', 'system.posix_acl_access', 'system.posix_acl_default']) {
+    await assert.rejects(fs.getxattr('/plain', name), (e: { errno?: string }) => e.errno === 'EOPNOTSUPP');
+  }
+  assert.equal(await fs.getxattr('/plain', 'trusted.overlay.opaque'), undefined);
+  assert.deepEqual(await fs.getxattr('/labelled', 'security.selinux'), Buffer.from('system_u:object_r:bin_t:s0\0'));
+  assert.deepEqual(await fs.listxattr('/labelled'), ['security.selinux']);
+  assert.deepEqual(await fs.listxattr('/plain'), []);
+});
