@@ -5,13 +5,15 @@ import { join, relative } from 'node:path';
 
 const SRC = new URL('../src/', import.meta.url).pathname;
 const FORBIDDEN = {
-  lib: ['registry', 'cache', 'blob', 'fs', 'image', 'daemon', 'config', 'cli'],
-  registry: ['cache', 'blob', 'fs', 'image', 'daemon', 'cli'],
-  cache: ['registry', 'blob', 'fs', 'image', 'daemon', 'cli'],
-  blob: ['fs', 'daemon', 'registry', 'cli', 'image'],
-  image: ['fs', 'registry', 'cache', 'daemon', 'cli'],
-  fs: ['registry', 'cache', 'daemon', 'cli'],
-  config: ['registry', 'cache', 'blob', 'fs', 'image', 'daemon', 'cli'],
+  lib: ['registry', 'cache', 'blob', 'fs', 'image', 'view', 'daemon', 'config', 'cli'],
+  registry: ['cache', 'blob', 'fs', 'image', 'view', 'daemon', 'cli'],
+  cache: ['registry', 'blob', 'fs', 'image', 'view', 'daemon', 'cli'],
+  blob: ['fs', 'view', 'daemon', 'registry', 'cli', 'image'],
+  image: ['fs', 'registry', 'cache', 'view', 'daemon', 'cli'],
+  // view/ (how images appear as files) sits between image/ and daemon/.
+  view: ['daemon', 'cli'],
+  fs: ['registry', 'cache', 'image', 'view', 'daemon', 'cli'],
+  config: ['registry', 'cache', 'blob', 'fs', 'image', 'view', 'daemon', 'cli'],
   daemon: ['cli'],
   cli: [],
 };

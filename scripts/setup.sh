@@ -13,10 +13,14 @@ PKGS=(
   skopeo umoci              # build and push real images; unpack ground truth
   apache2-utils openssl     # htpasswd and the token service's certificate in the tests
   curl ca-certificates
-  python3 make g++         # node-gyp builds the zlib addon in native/
+  libcap2-bin               # setcap/getcap: the conformance corpus stores and checks a security.capability
+  python3 make g++         # node-gyp builds the addons in native/ (zlib, zstd, sd_notify, fd passing, the patched fuse-native)
+  libzstd-dev zstd         # native/zstd decodes zstd layers with libzstd; the tests compress with the zstd CLI
   golang-go golang-github-containerd-stargz-snapshotter-dev  # the reference eStargz converter the tests build
   nginx-light               # npm run bench: real blob storage behind the registry's redirect (a Node server caps at ~340 MB/s)
   rclone fio                # npm run bench: the peer FUSE reader (rclone mount) and the random-read tool
+  podman runc               # e2e: podman 4.3 starts containers from `serve --layer-store` (crun fails on cgroup v1 hybrid hosts)
+  bubblewrap                # e2e: the sandbox recipe (bwrap over <mnt>/rootfs and over an overlay of layers/)
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -35,5 +39,8 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-[ -f native/build/Release/regfs_native.node ] || npm run build:native --silent
+# Rebuild when any product of native/binding.gyp is missing (a checkout that predates a target).
+for f in regfs_native.node regfs_zstd.node regfs_fuse.node fuse-native.cjs regfs_fd.node regfs-fd-holder; do
+  [ -f "native/build/Release/$f" ] || { npm run build:native --silent; break; }
+done
 npm run build --silent

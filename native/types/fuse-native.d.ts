@@ -15,6 +15,8 @@ declare module 'fuse-native' {
     listxattr?(path: string, cb: (err: number, list?: string[]) => void): void;
     statfs?(path: string, cb: (err: number, statfs?: Record<string, number>) => void): void;
     access?(path: string, mode: number, cb: Cb): void;
+    create?(path: string, mode: number, cb: (err: number, fd?: number) => void): void;
+    rmdir?(path: string, cb: (err: number) => void): void;
   }
   export interface FuseOptions {
     timeout?: number | false | { default?: number; [op: string]: number | false | undefined };
@@ -35,6 +37,8 @@ declare module 'fuse-native' {
     constructor(mnt: string, ops: FuseOps, opts?: FuseOptions);
     mount(cb: (err: Error | null) => void): void;
     unmount(cb: (err: Error | null) => void): void;
+    /** regfs's build only (scripts/patch-fuse-native.mjs): the mount's /dev/fuse descriptor, -1 before mount. */
+    sessionFd(): number;
     static unmount(mnt: string, cb: (err: Error | null) => void): void;
     static readonly ENOENT: number;
     static readonly EIO: number;

@@ -139,7 +139,7 @@ export class BlockStore {
     // A segment is the unit of eviction: 64 MiB, or less so that at least 16 fit in the limit.
     let segmentBlocks = opts.segmentBlocks ?? 1024;
     if (opts.segmentBlocks === undefined) while (segmentBlocks > 1 && segmentBlocks * blockSize * 16 > opts.maxBytes) segmentBlocks >>= 1;
-    if (segmentBlocks > MAX_SEGMENT_BLOCKS) throw new RegfsError('ERR_CACHE_GEOMETRY', `at most ${MAX_SEGMENT_BLOCKS} blocks per segment`);
+    if (segmentBlocks > MAX_SEGMENT_BLOCKS) throw new RangeError(`at most ${MAX_SEGMENT_BLOCKS} blocks per segment`);
     if (!opts.lock) return recorded ?? { blockSize, segmentBlocks };
     if (recorded && recorded.blockSize === blockSize && recorded.segmentBlocks === segmentBlocks) return recorded;
     // New geometry (or a cache of the 1 MiB chunk files of earlier versions): start afresh.
@@ -204,7 +204,8 @@ export class BlockStore {
   async write(key: string, blobSize: number, offset: number, data: Uint8Array): Promise<void> {
     if (!KEY_RE.test(key)) throw new RegfsError('ERR_CACHE_KEY', `invalid cache key ${JSON.stringify(key)}`);
     const { blockSize, segmentBlocks } = this.geometry;
-    if (offset % blockSize !== 0) throw new RegfsError('ERR_CACHE_ALIGN', `write at ${offset} is not aligned to ${blockSize}`);
+    // The reader only writes whole blocks; anything else is a bug, not a disk condition.
+    if (offset % blockSize !== 0) throw new RangeError(`cache write at ${offset} is not aligned to ${blockSize}`);
     if (Date.now() < this.degradedUntil || this.segmentBytes() + DATA_OFFSET > this.opts.maxBytes) return;
     const segBytes = blockSize * segmentBlocks;
     for (let pos = offset; pos < offset + data.length; ) {
@@ -218,6 +219,21 @@ export class BlockStore {
       this.log.info({ dir: this.opts.dir }, 'cache dir is writable again');
     }
     this.counters.bytesWritten += data.length;
+  }
+
+  /**
+   * Opaque keys → whole values that are costly to make again (decoded zstd pieces, the image
+   * layer's DerivedStore): each is stored as a blob of its own, under the same bound and checks.
+   */
+  async get(key: string): Promise<Buffer | undefined> {
+    const size = this.knownSize(key);
+    if (size === undefined || size === 0 || !this.isComplete(key)) return void this.miss();
+    const b = Buffer.allocUnsafe(size);
+    return (await this.read(key, 0, b)) ? b : undefined;
+  }
+
+  async put(key: string, data: Uint8Array): Promise<void> {
+    await this.write(key, data.length, 0, data);
   }
 
   /** Every block of the blob is on disk. */

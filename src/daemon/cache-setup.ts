@@ -11,7 +11,7 @@ export async function openStore(cfg: RegfsConfig, logger: Logger, lock = true): 
   return BlockStore.open({ dir: cfg.cacheDir, maxBytes: lock ? cfg.cacheSize : Number.MAX_SAFE_INTEGER, blockSize: cfg.chunkSize, logger, lock });
 }
 
-export function createChunkReader(cfg: RegfsConfig, store: BlockStore, upstream: Upstream, logger: Logger): ChunkReader {
+function createChunkReader(cfg: RegfsConfig, store: BlockStore, upstream: Upstream, logger: Logger): ChunkReader {
   return new ChunkReader(store, upstream, {
     maxRequestBytes: Math.max(cfg.chunkSize, 8 << 20),
     prefetchRequestBytes: Math.max(cfg.chunkSize, 4 << 20),
@@ -31,6 +31,8 @@ export interface DataPath {
   reader: ChunkReader;
   indexes: DiskIndexStore;
   spans: MemoryChunkCache;
+  /** Decoded zstd bytes kept with the chunks (same LRU bound, kept across restarts). */
+  derived: BlockStore;
   /** Waits for cache writes, then releases the cache dir. */
   close(): Promise<void>;
 }
@@ -45,6 +47,7 @@ export async function openDataPath(cfg: RegfsConfig, logger: Logger): Promise<Da
     reader,
     indexes: await DiskIndexStore.open(cfg.cacheDir),
     spans: new MemoryChunkCache(32 << 20),
+    derived: store,
     close: async () => {
       await reader.flush();
       await store.close();

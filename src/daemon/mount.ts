@@ -1,108 +1,67 @@
 import type { RegfsConfig } from '../config/schema.js';
 import { InodeAllocator } from '../fs/node.js';
 import type { Layer } from '../image/layer.js';
-import { assembleImage } from './image-assembly.js';
+import { assembleImage } from '../view/image-assembly.js';
 import { TOC_DIGEST_ANNOTATION } from '../image/estargz.js';
-import { ReadOnlyFilesystem } from '../fs/filesystem.js';
-import type { FuseMount } from '../fs/fuse-adapter.js';
-import { withDeadline } from '../lib/abort.js';
+import { sleep, withDeadline } from '../lib/abort.js';
 import type { Digest } from '../lib/digest.js';
 import type { Logger } from '../lib/logger.js';
 import { formatSize } from '../lib/size.js';
-import { type ResolvedImage, createBlobFetcher, hostPlatform, parsePlatform, parseReference, resolveImage } from '../registry/index.js';
+import { type ResolvedImage, createBlobFetcher, parseReference, resolveImage } from '../registry/index.js';
 import type { ChunkReader } from '../blob/chunk-reader.js';
-import { openDataPath } from './cache-setup.js';
-import { createLogger } from './logger.js';
-import { createMetrics, serveMetrics } from './metrics.js';
-import { loadFuseAdapter, prepareMountpoint, unmountPath } from './mountpoint.js';
-import { setupRegistry } from './registry-setup.js';
+import { runDaemon } from './daemon.js';
+import type { StopReason } from './scope.js';
 
 export interface MountHooks {
   /** Called once the mount answers; `line` is the one-line ready message. */
   onReady(line: string, info: { mountpoint: string; metrics: string | undefined }): void;
-  /** Resolves when the mount should stop (signal); the daemon unmounts then. */
+  /** Resolves with a signal name when the mount should stop; the daemon unmounts then. */
   stopped: Promise<string>;
   /** Progress of long work (layer indexing), for a terminal. */
   onProgress?: (text: string) => void;
 }
 
-
-/** `regfs mount`: resolve, mount, serve until a signal, unmount. The composition root of a mount. */
-export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg: string, hooks: MountHooks): Promise<void> {
-  const logger = createLogger(cfg.logLevel);
-  const metrics = await createMetrics(cfg.metrics !== undefined);
-  const cleanups: (() => Promise<void>)[] = [];
-  try {
-    const ref = parseReference(refText);
-    const fuseAdapter = await loadFuseAdapter();
-    const mountpoint = await prepareMountpoint(mountpointArg);
-    const registry = await setupRegistry(cfg, logger, metrics.observer);
-    cleanups.push(() => registry.close());
-    const data = await openDataPath(cfg, logger);
-    cleanups.push(data.close);
-    const { store, reader } = data;
-
-    const platform = cfg.platform ? parsePlatform(cfg.platform) : hostPlatform();
-    const img = await resolveImage(registry.client, ref, platform, withDeadline(undefined, cfg.retryBudget * 2));
-    const fetcher = createBlobFetcher(registry.client, { endpoint: ref.endpoint, repository: ref.repository });
-    const blobs = [img.manifest.config, ...img.manifest.layers];
-    const inodes = new InodeAllocator();
-    const { root, layers } = assembleImage(img, fetcher, {
-      ...data,
-      inodes,
-      logger,
-      metrics,
-      onProgress: hooks.onProgress,
-    }, 1);
-    const fs = new ReadOnlyFilesystem(root, { onRead: (_n, ms) => metrics.observeRead(ms / 1000) });
-
-    let mount: FuseMount | undefined;
-    metrics.attach({ reader: () => reader.counters, cache: () => store.counters, readsInFlight: () => mount?.inFlight ?? 0 });
-    let metricsAddr: string | undefined;
-    if (cfg.metrics) {
-      const m = await serveMetrics(metrics, cfg.metrics, () => mount !== undefined);
-      metricsAddr = m.address;
-      cleanups.push(m.close);
+/**
+ * `regfs mount`: resolve, mount, serve until a signal or until the mount is taken away, unmount.
+ * Resolves (exit 0) in both cases.
+ */
+export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg: string, hooks: MountHooks): Promise<StopReason> {
+  const ref = parseReference(refText);
+  return runDaemon(cfg, { mountpoint: mountpointArg, alwaysMetrics: false, signals: hooks.stopped, onReady: hooks.onReady, unmountedIsError: false }, async (ctx) => {
+    const { registry, data, logger, metrics } = ctx;
+    const client = registry.current().client;
+    const img = await resolveImage(client, ref, ctx.platform, withDeadline(undefined, cfg.retryBudget * 2), { index: cfg.index, http: registry.current().http });
+    if (img.soci) {
+      const missing = !img.soci.index && cfg.index === 'soci';
+      logger[missing ? 'warn' : 'info']({ found: img.soci.found, index: img.soci.index?.digest, ztocs: img.soci.index?.ztocs.size, err: img.soci.error }, missing ? 'no SOCI index for this image; layers get a local pass' : 'SOCI index discovery');
     }
-    mount = await fuseAdapter.mountFuse(fs, mountpoint, {
-      // The kernel waits for our answer; give the registry its whole budget, then say EIO.
-      readDeadlineMs: cfg.retryBudget + 5_000,
-      allowOther: cfg.allowOther,
-      logger,
-    });
-    const m = mount;
-    cleanups.push(async () => {
-      m.abortReads();
-      const how = await unmountPath(mountpoint).catch((e: Error) => {
-        logger.warn({ err: e.message }, 'unmount failed');
-        return 'failed';
-      });
-      await m.unmount();
-      logger.info({ mountpoint, how }, 'unmounted');
-    });
-    const total = blobs.reduce((n, b) => n + b.size, 0);
-    logger.info({ ref: ref.canonical, manifest: img.manifestDigest, mountpoint, layers: img.manifest.layers.length }, 'mounted');
-    hooks.onReady(`regfs: mounted ${ref.canonical} (${img.manifestDigest}, ${img.manifest.layers.length} layers, ${formatSize(total)}) at ${mountpoint}${metricsAddr ? `; metrics at http://${metricsAddr.replace(/^unix:/, '')}/metrics` : ''}`, {
-      mountpoint,
-      metrics: metricsAddr,
-    });
-    if (cfg.prefetch === 'all') void prefetchAll(reader, img, cfg.prefetchRate, logger);
-    else void prefetchLandmarks(reader, layers, logger);
-    const why = await hooks.stopped;
-    logger.info({ signal: why }, 'stopping');
-  } finally {
-    for (const c of cleanups.reverse()) await c().catch((e: Error) => logger.warn({ err: e.message }, 'cleanup failed'));
-    logger.flush();
-  }
+    const fetcher = createBlobFetcher(client, { endpoint: ref.endpoint, repository: ref.repository });
+    const blobs = [img.manifest.config, ...img.manifest.layers];
+    const { root, layers } = assembleImage(img, fetcher, { ...data, inodes: new InodeAllocator(), logger, metrics, onProgress: hooks.onProgress, imageDir: ctx.mountpoint }, 1);
+    return {
+      root,
+      mounted: ({ metricsAddress }) => {
+        const total = blobs.reduce((n, b) => n + b.size, 0);
+        logger.info({ ref: ref.canonical, manifest: img.manifestDigest, mountpoint: ctx.mountpoint, layers: img.manifest.layers.length }, 'mounted');
+        // Background prefetch stops before the data path closes (released in reverse order).
+        const prefetching = new AbortController();
+        ctx.scope.defer('prefetch', () => prefetching.abort());
+        if (cfg.prefetch === 'all') void prefetchAll(data.reader, img, cfg.prefetchRate, logger, prefetching.signal);
+        else void prefetchLandmarks(data.reader, layers, logger);
+        return `regfs: mounted ${ref.canonical} (${img.manifestDigest}, ${img.manifest.layers.length} layers, ${formatSize(total)}) at ${ctx.mountpoint}${metricsAddress ? `; metrics at http://${metricsAddress.replace(/^unix:/, '')}/metrics` : ''}`;
+      },
+    };
+  });
 }
 
 /** `--prefetch all`: every layer into the cache in the background, at most `rate` bytes/s (0 = no cap). */
-async function prefetchAll(reader: ChunkReader, img: ResolvedImage, rate: number, logger: Logger): Promise<void> {
+async function prefetchAll(reader: ChunkReader, img: ResolvedImage, rate: number, logger: Logger, signal: AbortSignal): Promise<void> {
   const step = 8 << 20;
   const started = Date.now();
   let done = 0;
   for (const layer of img.manifest.layers) {
     for (let off = 0; off < layer.size; off += step) {
+      if (signal.aborted) return;
       const len = Math.min(step, layer.size - off);
       try {
         await reader.prefetch(layer.digest as Digest, off, len, layer.size);
@@ -113,7 +72,7 @@ async function prefetchAll(reader: ChunkReader, img: ResolvedImage, rate: number
       done += len;
       if (rate > 0) {
         const ahead = done / rate - (Date.now() - started) / 1000;
-        if (ahead > 0) await new Promise((r) => setTimeout(r, ahead * 1000));
+        if (ahead > 0) await sleep(ahead * 1000, signal).catch(() => undefined);
       }
     }
   }

@@ -12,19 +12,43 @@ export class MountpointError extends RegfsError {
   }
 }
 
-/** The fuse mounts at `path` according to the kernel (/proc/self/mountinfo), fstype included. */
-export async function mountsAt(path: string): Promise<string[]> {
-  const abs = resolve(path);
+interface MountInfoEntry {
+  id: number;
+  mountpoint: string;
+  fstype: string;
+}
+
+/** /proc/self/mountinfo (proc(5)): procfs, so reading it never touches a FUSE mount of ours. */
+async function mountInfo(): Promise<MountInfoEntry[]> {
   const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
-  const out: string[] = [];
+  const out: MountInfoEntry[] = [];
   for (const line of info.split('\n')) {
     const f = line.split(' ');
     // mountinfo escapes spaces etc. as octal.
     const mp = (f[4] ?? '').replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
     const sep = f.indexOf('-');
-    if (mp === abs && sep > 0) out.push(f[sep + 1] ?? '');
+    if (sep > 0) out.push({ id: Number(f[0]), mountpoint: mp, fstype: f[sep + 1] ?? '' });
   }
   return out;
+}
+
+/** The fuse mounts at `path` according to the kernel (/proc/self/mountinfo), fstype included. */
+export async function mountsAt(path: string): Promise<string[]> {
+  const abs = resolve(path);
+  return (await mountInfo()).filter((m) => m.mountpoint === abs).map((m) => m.fstype);
+}
+
+/** The mount ID of the topmost FUSE mount at `path` (mountinfo lists it last), if any. */
+export async function fuseMountIdAt(path: string): Promise<number | undefined> {
+  const abs = resolve(path);
+  return (await mountInfo()).filter((m) => m.mountpoint === abs && m.fstype.startsWith('fuse')).pop()?.id;
+}
+
+/** Whether the mount with this ID still exists (it goes with `fusermount -u`, `umount`, `umount -l`). */
+export async function mountIdExists(id: number): Promise<boolean> {
+  const all = await mountInfo();
+  // An empty table means mountinfo could not be read (there is always a root mount): not "gone".
+  return all.length === 0 || all.some((m) => m.id === id);
 }
 
 /** A FUSE mount whose daemon died answers ENOTCONN ("Transport endpoint is not connected"). */

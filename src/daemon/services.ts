@@ -2,13 +2,12 @@ import type { RegfsConfig } from '../config/schema.js';
 import type { BlobReader } from '../lib/blob-reader.js';
 import type { Logger } from '../lib/logger.js';
 import { type ResolvedImage, createBlobFetcher, hostPlatform, parsePlatform, parseReference, resolveImage } from '../registry/index.js';
-import type { Registry } from '../registry/index.js';
-import { RoutingUpstream } from '../blob/routing-upstream.js';
 import type { ChunkReader } from '../blob/chunk-reader.js';
 import type { BlockStore } from '../cache/block-store.js';
-import { createChunkReader, openStore } from './cache-setup.js';
+import { openDataPath } from './cache-setup.js';
 import { createLogger } from './logger.js';
 import { setupRegistry } from './registry-setup.js';
+import { withScope } from './scope.js';
 
 /** What CLI commands get: resolution and blob reads through the cache, wired from one config. */
 export interface Services {
@@ -20,36 +19,31 @@ export interface Services {
   readonly store: BlockStore;
 }
 
+/** The daemon's registry and data path without a mount, released when `fn` ends. */
 export async function withServices<T>(cfg: RegfsConfig, fn: (s: Services) => Promise<T>): Promise<T> {
   const logger = createLogger(cfg.logLevel);
-  let registry: Registry | undefined;
-  let store: BlockStore | undefined;
   try {
-    registry = await setupRegistry(cfg, logger);
-    store = await openStore(cfg, logger);
-    const client = registry.client;
-    const platform = cfg.platform ? parsePlatform(cfg.platform) : hostPlatform();
-    const routes = new RoutingUpstream();
-    const reader = createChunkReader(cfg, store, routes, logger);
-    const result = await fn({
-      logger,
-      reader,
-      store,
-      resolve: (ref, signal) => resolveImage(client, parseReference(ref), platform, signal),
-      blobReader: (ref) => {
-        const r = parseReference(ref);
-        const fetcher = createBlobFetcher(client, { endpoint: r.endpoint, repository: r.repository });
-        return {
-          size: (d, s) => (routes.route(d, fetcher), reader.size(d, s)),
-          readAt: (d, o, into, s) => (routes.route(d, fetcher), reader.readAt(d, o, into, s)),
-        };
-      },
+    return await withScope(logger, async (scope) => {
+      const registry = await scope.use('registry', () => setupRegistry(cfg, logger), (r) => r.close());
+      const { reader, store, routes } = await scope.use('data path', () => openDataPath(cfg, logger), (d) => d.close());
+      const client = registry.client;
+      const platform = cfg.platform ? parsePlatform(cfg.platform) : hostPlatform();
+      return fn({
+        logger,
+        reader,
+        store,
+        resolve: (ref, signal) => resolveImage(client, parseReference(ref), platform, signal, { index: cfg.index, http: registry.http }),
+        blobReader: (ref) => {
+          const r = parseReference(ref);
+          const fetcher = createBlobFetcher(client, { endpoint: r.endpoint, repository: r.repository });
+          return {
+            size: (d, s) => (routes.route(d, fetcher), reader.size(d, s)),
+            readAt: (d, o, into, s) => (routes.route(d, fetcher), reader.readAt(d, o, into, s)),
+          };
+        },
+      });
     });
-    await reader.flush();
-    return result;
   } finally {
-    await store?.close();
-    await registry?.close();
     logger.flush();
   }
 }

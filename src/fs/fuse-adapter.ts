@@ -1,8 +1,10 @@
-import Fuse, { type FuseOps, type FuseStat } from 'fuse-native';
+import type { FuseOps, FuseStat } from 'fuse-native';
+import { displayName } from '../lib/byte-name.js';
 import { RegfsError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { errnoOf, FsError } from './errno.js';
 import type { ReadOnlyFilesystem } from './filesystem.js';
+import { Fuse } from './fuse-binding.js';
 
 export interface FuseMountOptions {
   /** Our own deadline for a read: past it the kernel gets EIO (retry budget + margin). */
@@ -11,12 +13,20 @@ export interface FuseMountOptions {
   logger: Logger;
   /** Immutable content: the kernel may cache attributes and entries this long (seconds). */
   cacheTtlS?: number;
+  /**
+   * Mount without `ro` so that `create` and `rmdir` reach the filesystem (the layer store's
+   * use/release protocol; a read-only mount answers EROFS in the kernel). Nothing is writable
+   * either way: the filesystem answers EROFS or ENOENT.
+   */
+  notesCreates?: boolean;
 }
 
 export interface FuseMount {
   readonly mountpoint: string;
   /** Reads under way right now. */
   readonly inFlight: number;
+  /** The mount's /dev/fuse descriptor: whoever keeps a copy open keeps the mount alive (#19). */
+  readonly sessionFd: number;
   /** Ends in-flight reads with EIO (shutdown). */
   abortReads(): void;
   unmount(): Promise<void>;
@@ -31,7 +41,8 @@ function errno(name: string): number {
  * The thin fuse-native adapter: every handler is guarded so that an exception becomes an errno
  * (never a dead mount), every read has a deadline shorter than fuse-native's own op timeout (its
  * timeout detaches the buffer and a late write would crash the process), and a callback is
- * called once at most.
+ * called once at most. Paths, names, link targets and xattr names are byte names from and to
+ * the kernel (fuse-binding.ts), xattr values Buffers; logs show them with `displayName`.
  */
 export async function mountFuse(fs: ReadOnlyFilesystem, mountpoint: string, opts: FuseMountOptions): Promise<FuseMount> {
   const log = opts.logger;
@@ -50,7 +61,7 @@ export async function mountFuse(fs: ReadOnlyFilesystem, mountpoint: string, opts
       (rest) => answer(0, ...rest),
       (e: unknown) => {
         const name = errnoOf(e);
-        if (!(e instanceof FsError) || name === 'EIO') log.warn({ op, path, err: (e as Error)?.message, code: (e as { code?: string })?.code }, `${op} failed: ${name}`);
+        if (!(e instanceof FsError) || name === 'EIO') log.warn({ op, path: displayName(path), err: (e as Error)?.message, code: (e as { code?: string })?.code }, `${op} failed: ${name}`);
         answer(errno(name));
       },
     );
@@ -73,10 +84,12 @@ export async function mountFuse(fs: ReadOnlyFilesystem, mountpoint: string, opts
     getxattr: (path, name, _pos, cb) =>
       guard('getxattr', path, cb as never, async () => {
         const v = await fs.getxattr(path, name);
-        if (!v) throw new FsError('ENODATA', `${path}: no xattr ${name}`);
+        if (!v) throw new FsError('ENODATA', `${displayName(path)}: no xattr ${displayName(name)}`);
         return [v];
       }),
     listxattr: (path, cb) => guard('listxattr', path, cb as never, async () => [await fs.listxattr(path)]),
+    create: (path, _mode, cb) => guard('create', path, cb as never, () => fs.create(path)),
+    rmdir: (path, cb) => guard('rmdir', path, cb as never, () => fs.rmdir(path)),
     statfs: (_path, cb) => cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 1, namemax: 255 }),
     read: (path, fd, buf, len, pos, cb) => {
       const ac = new AbortController();
@@ -95,13 +108,13 @@ export async function mountFuse(fs: ReadOnlyFilesystem, mountpoint: string, opts
       };
       reads.set(ac, fail);
       const timer = setTimeout(() => {
-        log.warn({ path, pos, len }, `read did not finish within ${opts.readDeadlineMs} ms: EIO`);
+        log.warn({ path: displayName(path), pos, len }, `read did not finish within ${opts.readDeadlineMs} ms: EIO`);
         fail();
       }, opts.readDeadlineMs);
       fs.read(fd, pos, buf.subarray(0, len), ac.signal).then(
         (n) => answer(ac.signal.aborted ? errno('EIO') : n),
         (e: unknown) => {
-          if (!ac.signal.aborted) log.warn({ path, pos, len, err: (e as Error)?.message, code: (e as { code?: string })?.code }, 'read failed: EIO');
+          if (!ac.signal.aborted) log.warn({ path: displayName(path), pos, len, err: (e as Error)?.message, code: (e as { code?: string })?.code }, 'read failed: EIO');
           answer(errno(errnoOf(e)));
         },
       );
@@ -119,7 +132,7 @@ export async function mountFuse(fs: ReadOnlyFilesystem, mountpoint: string, opts
     allowOther: opts.allowOther,
     // fuse-native passes only options it knows; these ride along in the comma-joined -o string:
     // ro (read-only), use_ino (our stable inode numbers, needed for hardlinks), larger kernel read-ahead.
-    fsname: 'regfs,ro,use_ino,max_readahead=1048576,default_permissions',
+    fsname: `regfs,${opts.notesCreates ? '' : 'ro,'}use_ino,max_readahead=1048576,default_permissions`,
     subtype: 'regfs',
   });
   await new Promise<void>((resolve, reject) =>
@@ -133,6 +146,7 @@ export async function mountFuse(fs: ReadOnlyFilesystem, mountpoint: string, opts
     get inFlight() {
       return reads.size;
     },
+    sessionFd: fuse.sessionFd(),
     abortReads() {
       for (const fail of [...reads.values()]) fail();
     },

@@ -11,11 +11,57 @@ export interface ErrorContext {
 }
 
 /**
+ * Every stable error code. Closed on purpose: `fs/errno.ts` maps each one to an errno in a table
+ * the compiler checks, so a new code cannot reach the kernel without someone deciding its errno.
+ */
+export const ERROR_CODES = [
+  'ERR_INVALID_REFERENCE',
+  'ERR_INVALID_DIGEST',
+  'ERR_MANIFEST_INVALID',
+  'ERR_UNSUPPORTED_MEDIA_TYPE',
+  'ERR_PLATFORM_NOT_FOUND',
+  'ERR_AUTH_FAILED',
+  'ERR_CREDENTIAL_HELPER',
+  'ERR_NOT_FOUND',
+  'ERR_HTTP_STATUS',
+  'ERR_PROTOCOL',
+  'ERR_RETRY_BUDGET',
+  'ERR_DIGEST_MISMATCH',
+  'ERR_TOO_LARGE',
+  'ERR_ABORTED',
+  'ERR_CONFIG',
+  'ERR_LAYER_FORMAT',
+  'ERR_CACHE_DIR',
+  'ERR_CACHE_KEY',
+  'ERR_CACHE_LOCKED',
+  'ERR_CACHE_CORRUPT',
+  'ERR_MOUNTPOINT',
+  'ERR_NO_FUSE',
+  'ERR_MOUNT',
+  /** Keeping or taking over a live FUSE session across a restart (fd holder, fd store, #19). */
+  'ERR_TAKEOVER',
+  'ERR_DAEMON_START',
+  'ERR_CONTROL',
+  'ERR_UNMOUNTED',
+  'ERR_TAR_FORMAT',
+  'ERR_TAR_ENTRY_UNREADABLE',
+  'ERR_DNS',
+  'ERR_CONNECT',
+  'ERR_TLS',
+  'ERR_NETWORK',
+  'ERR_PLAIN_HTTP_REFUSED',
+  /** A filesystem operation refused by fs/ itself (lookup, type, write); the error carries its errno. */
+  'ERR_FS',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/**
  * Base of all regfs errors. `code` is stable (tests and callers switch on it, as undici's errors
- * do); the message is for humans. errno is chosen in fs/ only, from `code` and `permanent`.
+ * do); the message is for humans. errno is chosen in fs/ only, from `code` (fs/errno.ts).
  */
 export class RegfsError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly digest: string | undefined;
   readonly range: ByteRange | undefined;
   readonly url: string | undefined;
@@ -24,7 +70,7 @@ export class RegfsError extends Error {
   /** false when trying again later may succeed (network down, budget spent). */
   readonly permanent: boolean;
 
-  constructor(code: string, message: string, ctx: ErrorContext = {}, permanent = true) {
+  constructor(code: ErrorCode, message: string, ctx: ErrorContext = {}, permanent = true) {
     super(message, ctx.cause === undefined ? undefined : { cause: ctx.cause });
     this.name = new.target.name;
     this.code = code;
@@ -113,6 +159,23 @@ export class HttpStatusError extends RegfsError {
 export class ProtocolError extends RegfsError {
   constructor(message: string, ctx: ErrorContext = {}) {
     super('ERR_PROTOCOL', message, ctx, false);
+  }
+}
+
+/**
+ * The network failed talking to `host` (DNS, connection, TLS, reset): the message names the host
+ * and the fix. `permanent` when trying again cannot help (no such host, TLS spoken to plain HTTP).
+ */
+export class NetworkError extends RegfsError {
+  constructor(code: 'ERR_DNS' | 'ERR_CONNECT' | 'ERR_TLS' | 'ERR_NETWORK', host: string, message: string, ctx: ErrorContext = {}, permanent = false) {
+    super(code, message, { ...ctx, host }, permanent);
+  }
+}
+
+/** Plain HTTP to a host that is not allowed it (`--insecure`, loopback), e.g. an https registry redirecting to http://. */
+export class PlainHttpRefusedError extends RegfsError {
+  constructor(host: string, message: string, ctx: ErrorContext = {}) {
+    super('ERR_PLAIN_HTTP_REFUSED', message, { ...ctx, host });
   }
 }
 

@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 /** The N-API addon in native/: zlib block-level inflate (zran) and sd_notify. */
 export interface NativeAddon {
@@ -15,20 +17,43 @@ export interface NativeAddon {
 let cached: NativeAddon | undefined;
 
 export function nativeAddon(): NativeAddon {
-  if (!cached) {
-    const require = createRequire(import.meta.url);
-    // dist/lib/ in a build, dist-test/src/lib/ in the tests: look up from here.
-    const candidates = ['../../native/build/Release/regfs_native.node', '../../../native/build/Release/regfs_native.node'];
-    let last: unknown;
-    for (const c of candidates) {
-      try {
-        cached = require(c) as NativeAddon;
-        break;
-      } catch (e) {
-        last = e;
-      }
-    }
-    if (!cached) throw new Error(`the native addon is not built (run: npm run build:native): ${(last as Error).message.split('\n')[0]}`);
-  }
+  cached ??= requireNative<NativeAddon>('regfs_native.node');
   return cached;
 }
+
+/** An addon target of native/binding.gyp by name (each is its own .node file). */
+export function loadAddon<T>(target: string): T {
+  return requireNative<T>(`${target}.node`);
+}
+
+/**
+ * Loads a file that `npm run build:native` puts in native/build/Release/ (an addon, or the
+ * patched fuse-native JS next to its binary).
+ */
+export function requireNative<T>(file: string): T {
+  const require = createRequire(import.meta.url);
+  // dist/lib/ in a build, dist-test/src/lib/ in the tests: look up from here.
+  const candidates = [`../../native/build/Release/${file}`, `../../../native/build/Release/${file}`];
+  let last: unknown;
+  for (const c of candidates) {
+    try {
+      return require(c) as T;
+    } catch (e) {
+      last = e;
+      // Only "this candidate is not there" tries the next one; a load error is the answer.
+      if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND' || !(e as Error).message.split('\n', 1)[0]!.includes(file)) break;
+    }
+  }
+  throw new Error(`cannot load native/build/Release/${file}: ${(last as Error).message.split('\n')[0]} (build it with: npm run build:native)`);
+}
+
+/** The path of a file `npm run build:native` built (an executable such as regfs-fd-holder). */
+export function nativeFile(file: string): string {
+  // dist/lib/ in a build, dist-test/src/lib/ in the tests: look up from here.
+  for (const rel of [`../../native/build/Release/${file}`, `../../../native/build/Release/${file}`]) {
+    const p = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(p)) return p;
+  }
+  throw new Error(`native/build/Release/${file} is missing (build it with: npm run build:native)`);
+}
+

@@ -1,6 +1,7 @@
 import { request, type Dispatcher } from 'undici';
 import { AuthError, HttpStatusError } from '../lib/errors.js';
 import { redactUrl } from '../lib/redact.js';
+import { readBounded } from './bounded-body.js';
 import type { Credential } from './credentials.js';
 import { parseRetryAfter } from './retry.js';
 
@@ -114,19 +115,10 @@ export class TokenClient {
       await res.body.dump();
       throw new HttpStatusError(res.statusCode, { url, host: realm.host }, 'token request failed', parseRetryAfter(res.headers['retry-after']));
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const c of res.body) {
-      size += (c as Buffer).length;
-      if (size > MAX_TOKEN_BODY) {
-        res.body.destroy();
-        throw new AuthError(registryHost, `token response from ${url} is larger than ${MAX_TOKEN_BODY} bytes`);
-      }
-      chunks.push(c as Buffer);
-    }
+    const body = await readBounded(res, MAX_TOKEN_BODY, () => new AuthError(registryHost, `token response from ${url} is larger than ${MAX_TOKEN_BODY} bytes`));
     let json: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
     try {
-      json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      json = JSON.parse(body.toString('utf8'));
     } catch {
       throw new AuthError(registryHost, `token service ${url} returned invalid JSON`, { url });
     }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ReadOnlyFilesystem } from '../../src/fs/filesystem.js';
-import { buildImageLayout } from '../../src/fs/image-layout.js';
+import { buildImageLayout } from '../../src/view/image-layout.js';
 import { SequentialReadahead } from '../../src/fs/readahead.js';
 import { makeDir, makeFile, bytesContent, S_IFDIR, S_IFREG } from '../../src/fs/node.js';
 import { ChunkReader } from '../../src/blob/chunk-reader.js';

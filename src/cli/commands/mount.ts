@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { openSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { runMount } from '../../daemon/mount.js';
-import { RegfsError } from '../../lib/errors.js';
+import { ERROR_CODES, type ErrorCode, RegfsError } from '../../lib/errors.js';
+import { parseReference } from '../../registry/index.js';
 import { configFromArgv, withCommonOptions } from '../options.js';
 
 interface Args {
@@ -19,7 +20,14 @@ class DaemonStartError extends RegfsError {
   }
 }
 
-/** `--daemon`: run the mount in a detached child and return once it reports ready (or failed). */
+/** What the daemon child reports to its parent over IPC. */
+type ChildMessage = { ready: string } | { error: string; code: string };
+
+/**
+ * `--daemon`: run the mount in a detached child and return once it reports ready (or failed).
+ * The child's failure comes back as its own message and code, so the parent prints exactly what
+ * a foreground mount would have.
+ */
 function startDaemon(argv: string[], logFile: string | undefined): Promise<string> {
   const args = argv.filter((a) => a !== '--daemon' && a !== '--daemon=true');
   const err = logFile ? openSync(logFile, 'a', 0o600) : 'ignore';
@@ -30,12 +38,12 @@ function startDaemon(argv: string[], logFile: string | undefined): Promise<strin
     stdio: ['ignore', 'ignore', err, 'ipc'],
   });
   return new Promise((resolve, reject) => {
-    child.once('message', (m: { ready?: string; error?: string }) => {
-      if (m.ready) {
+    child.once('message', (m: ChildMessage) => {
+      if ('ready' in m) {
         child.disconnect();
         child.unref();
         resolve(m.ready);
-      } else reject(new DaemonStartError(m.error ?? 'the daemon failed to start'));
+      } else reject(new RegfsError((ERROR_CODES as readonly string[]).includes(m.code) ? (m.code as ErrorCode) : 'ERR_DAEMON_START', m.error));
     });
     child.once('exit', (code, sig) => reject(new DaemonStartError(`the daemon exited (${sig ?? `code ${code}`}) before the mount was ready${logFile ? `; see ${logFile}` : ''}`)));
     child.once('error', (e) => reject(new DaemonStartError(e.message)));
@@ -62,27 +70,35 @@ export const mountCommand: CommandModule<object, Args> = {
       .example('/mnt/app/rootfs/usr/bin/env', 'run a program of the image without pulling it') as never,
   handler: async (argv) => {
     if (argv.daemon) {
+      // Flags and config are checked here, before detaching: a mistake is reported by this
+      // process, exactly as without --daemon. What only the child can find out comes back over IPC.
+      await configFromArgv(argv as unknown as Record<string, unknown>);
+      parseReference(argv.ref);
       const line = await startDaemon(process.argv.slice(2), argv.logFile);
       process.stdout.write(`${line}\n`);
       return;
     }
-    const cfg = await configFromArgv(argv as unknown as Record<string, unknown>);
     const child = argv.daemonChild === true && typeof process.send === 'function';
-    const stopped = new Promise<string>((resolve) => {
-      for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => resolve(sig));
-      if (child) process.once('disconnect', () => {}); // the parent leaving is not a reason to stop
-    });
     try {
+      const cfg = await configFromArgv(argv as unknown as Record<string, unknown>);
+      const stopped = new Promise<string>((resolve) => {
+        for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => resolve(sig));
+      });
+      // The parent leaving (it disconnects once the mount is ready) is not a reason to stop.
+      if (child) process.once('disconnect', () => {});
       await runMount(cfg, argv.ref, argv.mountpoint, {
         stopped,
         onReady: (line) => {
-          if (child) process.send!({ ready: line });
+          if (child) process.send!({ ready: line } satisfies ChildMessage);
           else process.stdout.write(`${line}\n`);
         },
         onProgress: !child && process.stderr.isTTY ? (text) => process.stderr.write(`\r\x1b[K${text}${text.endsWith('(100%)') ? '\n' : ''}`) : undefined,
       });
     } catch (e) {
-      if (child) process.send!({ error: (e as Error).message });
+      if (child && process.connected) {
+        const code = e instanceof RegfsError ? e.code : 'ERR_DAEMON_START';
+        await new Promise<void>((r) => process.send!({ error: (e as Error).message, code } satisfies ChildMessage, () => r()));
+      }
       throw e;
     }
   },

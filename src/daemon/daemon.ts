@@ -1,0 +1,151 @@
+import type { RegfsConfig } from '../config/schema.js';
+import { ReadOnlyFilesystem } from '../fs/filesystem.js';
+import type { FuseMount } from '../fs/fuse-adapter.js';
+import type { FsNode } from '../fs/node.js';
+import { RegfsError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import { type Platform, type Registry, hostPlatform, parsePlatform } from '../registry/index.js';
+import { type DataPath, openDataPath } from './cache-setup.js';
+import { createLogger } from './logger.js';
+import { type MetricsSink, createMetrics, serveMetrics } from './metrics.js';
+import { watchMount } from './mount-watch.js';
+import { fuseMountIdAt, loadFuseAdapter, mountIdExists, prepareMountpoint, unmountPath } from './mountpoint.js';
+import { setupRegistry } from './registry-setup.js';
+import { Scope, type StopReason } from './scope.js';
+
+/** The registry backend of a daemon; `reload` swaps it (SIGHUP) for everything that uses `current`. */
+export interface RegistryHolder {
+  current(): Registry;
+  reload(cfg: RegfsConfig): Promise<void>;
+}
+
+/** What a daemon's presentation (the single image of `mount`, the store of `serve`) is built from. */
+export interface DaemonContext {
+  readonly cfg: RegfsConfig;
+  readonly scope: Scope;
+  readonly logger: Logger;
+  readonly metrics: MetricsSink;
+  readonly registry: RegistryHolder;
+  readonly data: DataPath;
+  readonly platform: Platform;
+  /** The absolute mountpoint, checked and empty. */
+  readonly mountpoint: string;
+}
+
+/** What a daemon mounts, and what it does around the mount. */
+export interface Presentation {
+  root: FsNode;
+  /** Seconds the kernel may cache entries and attributes (default: the adapter's). */
+  cacheTtlS?: number;
+  /**
+   * Runs once the mount answers; resolves with the one-line ready message. Anything it starts
+   * (timers, prefetch) it registers on `ctx.scope`: that is released before the unmount.
+   */
+  mounted(info: { metricsAddress: string | undefined }): Promise<string> | string;
+}
+
+export interface DaemonOptions {
+  /** The mount path as given (relative paths are resolved). */
+  mountpoint: string;
+  /** Serve keeps metrics even without `--metrics` (the control socket's `stats` reads them). */
+  alwaysMetrics: boolean;
+  /** Resolves with a signal name when the daemon should stop. */
+  signals: Promise<string>;
+  onReady(line: string, info: { mountpoint: string; metrics: string | undefined }): void;
+  /**
+   * The filesystem went away from outside (`regfs unmount`, `fusermount -u`, `umount -l`): `mount`
+   * then ends normally, `serve` fails (so the service manager restarts it).
+   */
+  unmountedIsError: boolean;
+}
+
+export class StoreUnmountedError extends RegfsError {
+  constructor(mountpoint: string) {
+    super('ERR_UNMOUNTED', `${mountpoint} was unmounted from outside while serving; exiting so that the service manager restarts regfs`);
+  }
+}
+
+/**
+ * The one daemon lifecycle: logger, metrics, registry, data path, the presentation, the FUSE
+ * mount and its watch, in that order; released in reverse, once, however the daemon ends (a
+ * signal, the mount gone, an error during start-up). `mount` and `serve` differ only in `present`.
+ */
+export async function runDaemon(cfg: RegfsConfig, opts: DaemonOptions, present: (ctx: DaemonContext) => Promise<Presentation>): Promise<StopReason> {
+  const logger = createLogger(cfg.logLevel);
+  const scope = new Scope(logger);
+  try {
+    const metrics = await createMetrics(opts.alwaysMetrics || cfg.metrics !== undefined);
+    const fuseAdapter = await loadFuseAdapter();
+    const mountpoint = await prepareMountpoint(opts.mountpoint);
+    const registry = await registryHolder(cfg, scope, metrics);
+    const data = await scope.use('data path', () => openDataPath(cfg, logger), (d) => d.close());
+    const platform = cfg.platform ? parsePlatform(cfg.platform) : hostPlatform();
+    const ctx: DaemonContext = { cfg, scope, logger, metrics, registry, data, platform, mountpoint };
+    const presentation = await present(ctx);
+
+    let mount: FuseMount | undefined;
+    metrics.attach({ reader: () => data.reader.counters, cache: () => data.store.counters, readsInFlight: () => mount?.inFlight ?? 0 });
+    let metricsAddress: string | undefined;
+    if (cfg.metrics) {
+      const m = await scope.use('metrics endpoint', () => serveMetrics(metrics, cfg.metrics!, () => mount !== undefined), (m) => m.close());
+      metricsAddress = m.address;
+    }
+    const fs = new ReadOnlyFilesystem(presentation.root, { onRead: (_n, ms) => metrics.observeRead(ms / 1000) });
+    mount = await fuseAdapter.mountFuse(fs, mountpoint, {
+      // The kernel waits for our answer; give the registry its whole budget, then say EIO.
+      readDeadlineMs: cfg.retryBudget + 5_000,
+      allowOther: cfg.allowOther,
+      logger,
+      ...(presentation.cacheTtlS !== undefined ? { cacheTtlS: presentation.cacheTtlS } : {}),
+    });
+    const m = mount;
+    const mountId = await fuseMountIdAt(mountpoint);
+    scope.defer('mount', async () => {
+      m.abortReads();
+      // Only our own mount: after an unmount from outside, another one may sit on the path now.
+      if (mountId !== undefined && !(await mountIdExists(mountId))) return;
+      const how = await unmountPath(mountpoint);
+      await m.unmount();
+      logger.info({ mountpoint, how }, 'unmounted');
+    });
+    if (mountId !== undefined) {
+      const watch = watchMount(mountId, () => scope.stop({ kind: 'unmounted', mountpoint }));
+      scope.defer('mount watch', watch.stop);
+    } else {
+      logger.warn({ mountpoint }, 'the mount is not in /proc/self/mountinfo; an unmount from outside will not stop the daemon');
+    }
+    void opts.signals.then((signal) => scope.stop({ kind: 'signal', signal }));
+    opts.onReady(await presentation.mounted({ metricsAddress }), { mountpoint, metrics: metricsAddress });
+
+    const reason = await scope.stopped;
+    if (reason.kind === 'unmounted') {
+      if (opts.unmountedIsError) {
+        logger.error({ mountpoint }, 'unmounted from outside; exiting with an error');
+        throw new StoreUnmountedError(mountpoint);
+      }
+      logger.info({ mountpoint }, 'unmounted from outside; exiting');
+    } else if (reason.kind === 'signal') {
+      logger.info({ signal: reason.signal }, 'stopping');
+    } else {
+      throw reason.error;
+    }
+    return reason;
+  } finally {
+    await scope.close();
+    logger.flush();
+  }
+}
+
+/** Registry settings can change on SIGHUP: users go through the holder, not a fixed client. */
+async function registryHolder(cfg: RegfsConfig, scope: Scope, metrics: MetricsSink): Promise<RegistryHolder> {
+  let registry = await setupRegistry(cfg, scope.logger, metrics.observer);
+  scope.defer('registry', () => registry.close());
+  return {
+    current: () => registry,
+    reload: async (next) => {
+      const old = registry;
+      registry = await setupRegistry(next, scope.logger, metrics.observer);
+      await old.close();
+    },
+  };
+}
