@@ -25,7 +25,7 @@ const ROOT = new URL('..', import.meta.url).pathname;
 const H = (m) => import(join(ROOT, 'dist-test/test/helpers', m));
 const { startRegistry } = await H('registry.js');
 const { startShapingProxy } = await H('shaping-proxy.js');
-const { buildImage, pushBlob, pushImage, pushRawImage, pushManifest, patternBytes } = await H('images.js');
+const { buildImage, blobPath, describeLayout, pushBlob, pushImage, pushRawImage, pushManifest, patternBytes } = await H('images.js');
 const { forceUnmount, parsePrometheus } = await H('mount.js');
 const { tempDir, freePort } = await H('tmp.js');
 
@@ -145,6 +145,21 @@ const esgzOut = join(work.path, 'layer.esgz');
 const conv = JSON.parse((await run(convert, [join(work.path, 'rootfs.tar'), esgzOut, 'usr/bin/bash', 'etc/os-release'])).stdout);
 await pushRawImage(open.url, 'bench/esgz', 'v1', [{ data: await readFile(esgzOut), mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', annotations: { 'containerd.io/snapshot/stargz/toc.digest': conv.tocDigest } }]);
 await rm(join(work.path, 'rootfs.tar'));
+
+// Scenario 9's zstd:chunked (#17) and SOCI (#14) variants of the same image.
+if (want(9)) {
+  log('converting the gzip image to zstd:chunked with skopeo');
+  const zc = join(work.path, 'zc');
+  await run('skopeo', ['copy', '--quiet', '--dest-compress', '--dest-compress-format', 'zstd:chunked', `oci:${gzImage.layout}:${gzImage.tag}`, `oci:${zc}:latest`]);
+  const zcImage = await describeLayout(zc, 'latest');
+  const manifest = JSON.parse(await readFile(blobPath(zc, zcImage.manifestDigest), 'utf8'));
+  const zcLayers = await Promise.all(manifest.layers.map(async (l) => ({ data: await readFile(blobPath(zc, l.digest)), mediaType: l.mediaType, annotations: l.annotations })));
+  await pushRawImage(open.url, 'bench/zc', 'v1', zcLayers);
+  log(`zstd:chunked layer is ${(zcLayers[0].data.length / MB).toFixed(1)} MB`);
+  // Built once with regfs's own `index push` (not timed: an index is built once per image).
+  log('pushing a SOCI index for the gzip image (regfs index push --tag soci)');
+  await run(join(ROOT, 'dist/cli/main.js'), ['index', 'push', `${open.host}/bench/gz`, '--tag', 'soci', '--cache-dir', join(work.path, 'cache-soci-build'), '--log-level', 'warn']);
+}
 
 log('pushing a 1 GiB random blob');
 const BIG = 1 << 30;
@@ -382,6 +397,27 @@ for (const profile of PROFILES) {
         put('esgz MB fetched', (await fetched(metrics)) / MB);
       });
     }
+    // 9: bash + os-release from a fresh mount of each format, against a full pull (skopeo copy +
+    // umoci unpack + the same reads) — the targets of #11/#14/#17.
+    if (want(9)) {
+      const dest = join(work.path, `pull${i}`);
+      await dropCaches();
+      put('pull', await time(async () => {
+        await run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', `docker://${ep.registry}/bench/gz`, `oci:${dest}:x`]);
+        await run('umoci', ['unpack', '--image', `${dest}:x`, `${dest}-bundle`]);
+        await sh(`cat ${dest}-bundle/rootfs/usr/bin/bash ${dest}-bundle/rootfs/etc/os-release > /dev/null`);
+      }));
+      await rm(dest, { recursive: true, force: true });
+      await rm(`${dest}-bundle`, { recursive: true, force: true });
+      for (const [ref, name] of [[`${ep.registry}/bench/esgz:v1`, 'esgz'], [`${ep.registry}/bench/zc:v1`, 'zc'], [gzRef, 'gz'], [`${ep.registry}/bench/gz:soci`, 'soci']]) {
+        await dropCaches();
+        await withMount(ref, async ({ mnt, metrics, t0 }) => {
+          await sh(`cat ${q(join(mnt, 'rootfs/usr/bin/bash'))} ${q(join(mnt, 'rootfs/etc/os-release'))} > /dev/null`);
+          put(`first ${name}`, (performance.now() - t0) / 1000);
+          put(`first ${name} MB`, (await fetched(metrics)) / MB);
+        });
+      }
+    }
   }
 
   // ---------- rows (targets: issue #16 "Done means") ----------
@@ -421,6 +457,14 @@ for (const profile of PROFILES) {
     const name = wan ? 'layer' : '1 GiB';
     record(`8 daemon CPU per GB cold (${name}) ÷ rclone`, profile, 's/GB', g(`regfs cpu ${name}`), g(`rclone cpu ${name}`), 's/GB', atMost(1.5));
     if (!wan) record('8 daemon peak RSS streaming 1 GiB cold', profile, 'MB', g('regfs rss 1 GiB'), undefined, 'MB', atMost(150));
+  }
+  if (want(9)) {
+    record('9 bash + os-release from a fresh eStargz mount ÷ full pull', profile, 's', g('first esgz'), g('pull'), 's', atMost(0.1));
+    record('9 bash + os-release from a fresh gzip mount ÷ full pull', profile, 's', g('first gz'), g('pull'), 's');
+    record('9 bash + os-release from a fresh gzip mount with a SOCI index ÷ full pull', profile, 's', g('first soci'), g('pull'), 's', atMost(0.15));
+    record('9 SOCI mount: bytes fetched (all blobs, zTOC included)', profile, 'MB', g('first soci MB'), undefined, 'MB');
+    record('9 bash + os-release from a fresh zstd:chunked mount ÷ full pull', profile, 's', g('first zc'), g('pull'), 's', atMost(0.1));
+    record('9 bash + os-release: fresh zstd:chunked mount ÷ fresh eStargz mount', profile, 's', g('first zc'), g('first esgz'), 's');
   }
 }
 
