@@ -113,7 +113,7 @@ export { RegistryPusher, referrersTag } from './push.js';
 export { listReferrers } from './referrers.js';
 export * as soci from './soci-index.js';
 export { createBlobFetcher } from './blob-fetcher.js';
-export { parseReference, type ImageReference } from './reference.js';
+export { isRegistryHost, isRepositoryComponent, isTag, parseReference, type ImageReference } from './reference.js';
 export { hostPlatform, parsePlatform, formatPlatform, type Platform } from './platform.js';
 export type { RetryPolicy } from './retry.js';
 export type { RegistryObserver } from './observer.js';
