@@ -115,5 +115,5 @@ export * as soci from './soci-index.js';
 export { createBlobFetcher } from './blob-fetcher.js';
 export { isRegistryHost, isRepositoryComponent, isTag, parseReference, type ImageReference } from './reference.js';
 export { hostPlatform, parsePlatform, formatPlatform, type Platform } from './platform.js';
-export { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
+export type { RetryPolicy } from './retry.js';
 export type { RegistryObserver } from './observer.js';

@@ -92,7 +92,8 @@ export const mountCommand: CommandModule<object, Args> = {
       });
     } catch (e) {
       if (child && process.connected) {
-        const code = e instanceof RegfsError ? e.code : 'ERR_DAEMON_START';
+        // The code main.ts would print for it in the foreground.
+        const code = e instanceof RegfsError ? e.code : typeof (e as { code?: unknown })?.code === 'string' ? (e as { code: string }).code : 'ERR_INTERNAL';
         await new Promise<void>((r) => process.send!({ error: (e as Error).message, code } satisfies ChildMessage, () => r()));
       }
       throw e;
