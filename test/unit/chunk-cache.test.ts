@@ -15,7 +15,8 @@ const run = promisify(execFile);
 const MiB = 1 << 20;
 const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
-  for (const c of cleanups) await c();
+  // Stores close before their dirs are removed (a closing store may still be writing).
+  for (const c of cleanups.reverse()) await c();
 });
 
 async function setup(opts: { maxBytes?: number; chunkSize?: number; dir?: string } = {}) {
