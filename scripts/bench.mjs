@@ -22,7 +22,7 @@ const { startStaticServer } = await H('static-server.js');
 const { startShapingProxy } = await H('shaping-proxy.js');
 const { startFaultProxy } = await H('fault-proxy.js');
 const { startTokenService } = await H('token-service.js');
-const { buildImage, pushBlob, pushImage, pushRawImage, pushManifest, patternBytes } = await H('images.js');
+const { buildImage, blobPath, describeLayout, pushBlob, pushImage, pushRawImage, pushManifest, patternBytes } = await H('images.js');
 const { startMount, forceUnmount, parsePrometheus } = await H('mount.js');
 const { tempDir, freePort } = await H('tmp.js');
 const CLI = join(ROOT, 'dist/cli/main.js');
@@ -128,6 +128,17 @@ const esgzOut = join(work.path, 'layer.esgz');
 const conv = JSON.parse((await run(convert, [join(work.path, 'rootfs.tar'), esgzOut, 'usr/bin/bash', 'etc/os-release'])).stdout);
 await pushRawImage(open.url, 'bench/esgz', 'v1', [{ data: await readFile(esgzOut), mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', annotations: { 'containerd.io/snapshot/stargz/toc.digest': conv.tocDigest } }]);
 await rm(join(work.path, 'rootfs.tar'));
+
+log('converting the gzip image to zstd:chunked with skopeo');
+{
+  const zc = join(work.path, 'zc');
+  await run('skopeo', ['copy', '--quiet', '--dest-compress', '--dest-compress-format', 'zstd:chunked', `oci:${gzImage.layout}:${gzImage.tag}`, `oci:${zc}:latest`]);
+  const zcImage = await describeLayout(zc, 'latest');
+  const manifest = JSON.parse(await readFile(blobPath(zc, zcImage.manifestDigest), 'utf8'));
+  const zcLayers = await Promise.all(manifest.layers.map(async (l) => ({ data: await readFile(blobPath(zc, l.digest)), mediaType: l.mediaType, annotations: l.annotations })));
+  await pushRawImage(open.url, 'bench/zc', 'v1', zcLayers);
+  log(`zstd:chunked layer is ${(zcLayers[0].data.length / MB).toFixed(1)} MB`);
+}
 
 log('pushing a 1 GB random blob');
 const bigPath = join(work.path, 'big.bin');
@@ -299,7 +310,7 @@ for (const profile of PROFILES) {
 
   // 6: first bytes of a fresh mount vs a full pull.
   if (want(6)) {
-    const pull = [], esgz = [], gz = [], soci = [], sociBytes = [];
+    const pull = [], esgz = [], gz = [], zc = [], soci = [], sociBytes = [];
     for (let i = 0; i < RUNS; i++) {
       const dest = join(work.path, `pull${i}`);
       await dropCaches();
@@ -310,7 +321,7 @@ for (const profile of PROFILES) {
       }));
       await rm(dest, { recursive: true, force: true });
       await rm(`${dest}-bundle`, { recursive: true, force: true });
-      for (const [ref, out, bytes] of [[`${ep.registry}/bench/esgz:v1`, esgz], [gzRef, gz], [`${ep.registry}/bench/gz:soci`, soci, sociBytes]]) {
+      for (const [ref, out, bytes] of [[`${ep.registry}/bench/esgz:v1`, esgz], [`${ep.registry}/bench/zc:v1`, zc], [gzRef, gz], [`${ep.registry}/bench/gz:soci`, soci, sociBytes]]) {
         await dropCaches();
         const t0 = performance.now();
         await withMount(ref, [], async ({ mnt, metrics }) => {
@@ -324,6 +335,8 @@ for (const profile of PROFILES) {
     record('6 bash + os-release from a fresh gzip mount ÷ full pull', profile, 'seconds', gz, pull, 's', undefined, false);
     record('6 bash + os-release from a fresh gzip mount with a SOCI index ÷ full pull', profile, 'seconds', soci, pull, 's', atMost(0.15), false);
     record('6 SOCI mount: bytes fetched (all blobs, zTOC included)', profile, 'MB', sociBytes, undefined, 'MB');
+    record('6 bash + os-release from a fresh zstd:chunked mount ÷ full pull', profile, 'seconds', zc, pull, 's', atMost(0.1), false);
+    record('6 bash + os-release: fresh zstd:chunked mount ÷ fresh eStargz mount', profile, 'seconds', zc, esgz, 's', undefined, false);
   }
 
   // 7: rclone mount of the same blob over plain HTTP, vfs-cache-mode full.
