@@ -105,7 +105,9 @@ async function discoverSoci(client: RegistryClient, http: AuthorizedHttp | undef
     const named = manifest.annotations?.[ANN_INDEX_DIGEST];
     if (named !== undefined) return { found: 'manifest-annotation', index: await fetchIndex(parseDigest(named)) };
     const s = signal ?? AbortSignal.timeout(30_000);
-    const refs = http
+    // Behind mirrors only the referrers tag is asked, through them: the referrers API would go
+    // straight to the origin, which mirrors are there to spare.
+    const refs = http && !client.hasMirrors(repo.endpoint)
       ? await listReferrers(client, http, repo, manifestDigest, SOCI_INDEX_V1, s)
       : await referrersByTag(client, repo, manifestDigest, SOCI_INDEX_V1, signal);
     const pick = refs.descriptors.at(-1);
