@@ -24,7 +24,9 @@ const { startFaultProxy } = await H('fault-proxy.js');
 const { startTokenService } = await H('token-service.js');
 const { buildImage, blobPath, describeLayout, pushBlob, pushImage, pushRawImage, pushManifest, patternBytes } = await H('images.js');
 const { startMount, forceUnmount, parsePrometheus } = await H('mount.js');
-const { tempDir, freePort } = await H('tmp.js');
+const { tempDir, freePort, waitFor } = await H('tmp.js');
+const { stageLayers, pushStagedImage } = await H('container-image.js');
+const { setupPodman } = await H('podman.js');
 const CLI = join(ROOT, 'dist/cli/main.js');
 
 // ---------- arguments ----------
@@ -171,6 +173,15 @@ if (want(6)) {
   log('pushing a SOCI index for the gzip image (regfs index push --tag soci)');
   await run(join(ROOT, 'dist/cli/main.js'), ['index', 'push', `${open.host}/bench/gz`, '--tag', 'soci', '--cache-dir', join(work.path, 'cache-soci-build'), '--log-level', 'warn']);
 }
+// 9: the podman test image (3 layers of real files, ~170 MB of it never read) as eStargz and gzip.
+if (want(9)) {
+  log('building the podman image (eStargz and gzip)');
+  const stages = await stageLayers(join(work.path, 'podman-stage'));
+  // Plus 100 MiB nobody reads in the app layer, so the image weighs what a service image does.
+  for (let i = 0; i < 25; i++) await writeFile(join(stages[1], 'opt/app', `data${i}`), patternBytes(4 << 20, 700 + i));
+  for (const format of ['estargz', 'gzip']) await pushStagedImage(open.url, open.host, 'bench/app', stages, format, work.path, convert);
+}
+
 // A local copy of the layer for the cat/fio baselines.
 const localLayer = join(work.path, 'layer.local');
 await cp(join(storage, 'docker/registry/v2/blobs/sha256', layer.digest.slice(7, 9), layer.digest.slice(7), 'data'), localLayer);
@@ -382,6 +393,59 @@ for (const profile of PROFILES) {
     }
     record('8 daemon peak RSS streaming 1 GB cold', profile, 'MB', rss, undefined, 'MB', atMost(150, true), false);
     record('8 1 GB cold stream throughput', profile, 'throughput', thr, undefined, 'MB/s');
+  }
+
+  // 9: podman run of a command reading a few files: through `serve --layer-store` (pull moves
+  // no layer bytes; the run fetches what it reads) ÷ podman pull + run with plain storage.
+  if (want(9)) {
+    let seq = 0;
+    const startServe = async (dir) => {
+      const cfg = join(dir, 'serve.json');
+      await writeFile(cfg, JSON.stringify({ store: join(dir, 'store'), layerStore: join(dir, 'layers'), cacheDir: join(dir, 'cache'), logLevel: 'warn' }));
+      const child = spawn('node', [CLI, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      await waitFor('regfs serve', async () => out.includes('regfs: serving'));
+      const stop = async () => {
+        if (child.exitCode !== null) return;
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      };
+      cleanups.push(stop);
+      return stop;
+    };
+    for (const format of ['estargz', 'gzip']) {
+      const ref = `${ep.registry}/bench/app:${format}`;
+      const store = [], plain = [];
+      for (let i = 0; i < RUNS; i++) {
+        const dir = join(work.path, `podman${seq++}`);
+        await mkdir(dir, { recursive: true });
+        const stop = await startServe(dir);
+        const viaStore = await setupPodman(join(dir, 'podman'), { insecureRegistry: ep.registry, layerStore: join(dir, 'layers') });
+        const plainPodman = await setupPodman(join(dir, 'plain'), { insecureRegistry: ep.registry });
+        // podman leaves its graph root bind-mounted: release it whatever happens.
+        try {
+          await dropCaches();
+          store.push(await time(async () => {
+            await viaStore.run(['pull', '-q', ref]);
+            await viaStore.run(['run', '--rm', ref, 'cat', '/etc/os-release', '/etc/motd']);
+          }));
+          await stop();
+          await dropCaches();
+          plain.push(await time(async () => {
+            await plainPodman.run(['pull', '-q', ref]);
+            await plainPodman.run(['run', '--rm', ref, 'cat', '/etc/os-release', '/etc/motd']);
+          }));
+        } finally {
+          await viaStore.cleanup();
+          await stop();
+          await plainPodman.cleanup();
+          await rm(dir, { recursive: true, force: true });
+        }
+      }
+      record(`9 podman pull + run (cat 2 files), ${format}: layer store ÷ plain storage`, profile, 'seconds', store, plain, 's', format === 'estargz' ? atMost(0.3) : undefined, false);
+    }
   }
 }
 
