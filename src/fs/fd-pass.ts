@@ -6,6 +6,8 @@ export interface FdPass {
   sendFds(path: string, message: Buffer, fds: number[]): number;
   /** One request/reply with regfs-fd-holder (SOCK_SEQPACKET, 5 s at most); rc 0 or -errno. */
   request(path: string, message: Buffer, fds: number[]): { rc: number; message: Buffer; fds: number[] };
+  /** As root: mounts a FUSE filesystem at `mountpoint` and returns its /dev/fuse descriptor, or -errno. */
+  mountFuse(mountpoint: string, options: string): number;
   /** Asks the kernel to queue again every request read from this connection but not answered; 0 or -errno. */
   notifyResend(fd: number): number;
 }
