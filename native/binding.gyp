@@ -6,6 +6,12 @@
       "cflags": ["-O2", "-Wall"]
     },
     {
+      "target_name": "regfs_zstd",
+      "sources": ["zstd/decode.c"],
+      "cflags": ["-O2", "-Wall"],
+      "libraries": ["-lzstd"]
+    },
+    {
       # fuse-native 2.2.6 made byte-exact (names, link targets, xattrs, pre-1970 times) by
       # scripts/patch-fuse-native.mjs, which also writes fuse-native's index.js next to the binary.
       "target_name": "regfs_fuse",

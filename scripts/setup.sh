@@ -13,9 +13,12 @@ PKGS=(
   skopeo umoci              # build and push real images; unpack ground truth
   apache2-utils openssl     # htpasswd and the token service's certificate in the tests
   curl ca-certificates
-  python3 make g++         # node-gyp builds the addons in native/ (zlib, sd_notify, the patched fuse-native)
-  libcap2-bin              # getcap: the tests check security.capability as the kernel decodes it
+  libcap2-bin               # setcap/getcap: the conformance corpus stores and checks a security.capability
+  python3 make g++         # node-gyp builds the addons in native/ (zlib, zstd, sd_notify, fd passing, the patched fuse-native)
+  libzstd-dev zstd         # native/zstd decodes zstd layers with libzstd; the tests compress with the zstd CLI
   golang-go golang-github-containerd-stargz-snapshotter-dev  # the reference eStargz converter the tests build
+  podman runc               # e2e: podman 4.3 starts containers from `serve --layer-store` (crun fails on cgroup v1 hybrid hosts)
+  bubblewrap                # e2e: the sandbox recipe (bwrap over <mnt>/rootfs and over an overlay of layers/)
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -34,5 +37,8 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
-{ [ -f native/build/Release/regfs_native.node ] && [ -f native/build/Release/fuse-native.cjs ]; } || npm run build:native --silent
+# Rebuild when any product of native/binding.gyp is missing (a checkout that predates a target).
+for f in regfs_native.node regfs_zstd.node regfs_fuse.node fuse-native.cjs regfs_fd.node regfs-fd-holder; do
+  [ -f "native/build/Release/$f" ] || { npm run build:native --silent; break; }
+done
 npm run build --silent

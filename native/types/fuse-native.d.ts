@@ -15,6 +15,8 @@ declare module 'fuse-native' {
     listxattr?(path: string, cb: (err: number, list?: string[]) => void): void;
     statfs?(path: string, cb: (err: number, statfs?: Record<string, number>) => void): void;
     access?(path: string, mode: number, cb: Cb): void;
+    create?(path: string, mode: number, cb: (err: number, fd?: number) => void): void;
+    rmdir?(path: string, cb: (err: number) => void): void;
   }
   export interface FuseOptions {
     timeout?: number | false | { default?: number; [op: string]: number | false | undefined };

@@ -7,6 +7,7 @@ import { hideBin } from 'yargs/helpers';
 import { RegfsError } from '../lib/errors.js';
 import { blobCommand } from './commands/blob.js';
 import { inspectCommand } from './commands/inspect.js';
+import { indexCommand } from './commands/index-cmd.js';
 import { cacheCommand } from './commands/cache.js';
 import { mountCommand, unmountCommand } from './commands/mount.js';
 import { ctlCommand, serveCommand } from './commands/serve.js';
@@ -24,12 +25,13 @@ async function main(): Promise<number> {
       .command(unmountCommand)
       .command(serveCommand)
       .command(ctlCommand)
+      .command(indexCommand)
       .demandCommand(1, 'name a command; see regfs --help')
       .strict()
       .recommendCommands()
       .fail((msg, err, y) => {
         if (err) throw err;
-        process.stderr.write(`${y.help() && ''}regfs: ${msg}\nrun with --help for usage\n`);
+        process.stderr.write(`${y.help() && ''}regfs: ${msg} [ERR_USAGE]\nrun with --help for usage\n`);
         throw new UsageError(msg);
       })
       .help()
@@ -40,8 +42,11 @@ async function main(): Promise<number> {
     return 0;
   } catch (e) {
     if (e instanceof UsageError) return 2;
-    if (e instanceof RegfsError) process.stderr.write(`regfs: ${e.message} [${e.code}]\n`);
-    else process.stderr.write(`regfs: ${(e as Error)?.stack ?? String(e)}\n`);
+    // One line with its code, never a stack trace: what a user can act on. An error that is not
+    // ours keeps Node's code (EACCES, …) when it has one.
+    const code = e instanceof RegfsError ? e.code : typeof (e as { code?: unknown })?.code === 'string' ? (e as { code: string }).code : 'ERR_INTERNAL';
+    const message = ((e as Error)?.message ?? String(e)).split('\n')[0];
+    process.stderr.write(`regfs: ${message} [${code}]\n`);
     return 1;
   }
 }

@@ -15,12 +15,13 @@ export function withCommonOptions<T>(y: Argv<T>) {
     .option('skip-verify', { type: 'boolean', describe: 'do not verify registry TLS certificates (unsafe)' })
     .option('docker-config', { type: 'string', describe: 'docker config.json for credentials [default: ~/.docker/config.json]' })
     .option('retry-budget', { type: 'string', describe: 'time allowed for one registry request incl. retries, e.g. 30s [default: 30s]' })
-    .option('log-level', { type: 'string', describe: 'trace|debug|info|warn|error|silent [default: info]' });
+    .option('log-level', { type: 'string', describe: 'trace|debug|info|warn|error|silent [default: info]' })
+    .option('index', { type: 'string', choices: ['auto', 'soci', 'none'], describe: 'SOCI index: auto = use one when the registry has it, soci = also warn when none, none = never look [default: auto]' });
 }
 
 const FLAG_KEYS = [
   'cacheDir', 'cacheSize', 'chunkSize', 'platform', 'insecure', 'caFile', 'skipVerify', 'dockerConfig', 'retryBudget', 'logLevel',
-  'metrics', 'store', 'prefetch', 'prefetchRate', 'allowOther', 'connections', 'control', 'idleTimeout',
+  'metrics', 'store', 'layerStore', 'prefetch', 'prefetchRate', 'index', 'allowOther', 'connections', 'control', 'idleTimeout',
 ] as const;
 
 /** Picks the config keys out of parsed argv and loads the full configuration. */

@@ -22,6 +22,8 @@ export interface RegfsConfig {
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
   readonly metrics: string | undefined;
   readonly store: string | undefined;
+  /** `serve`: mount path of the podman/CRI-O additional layer store (containers/storage `additionallayerstores`). */
+  readonly layerStore: string | undefined;
   readonly registries: Readonly<Record<string, RegistrySettings>>;
   readonly dockerConfig: string | undefined;
   readonly insecure: readonly string[];
@@ -32,6 +34,8 @@ export interface RegfsConfig {
   readonly connections: number;
   readonly prefetch: 'none' | 'all';
   readonly prefetchRate: number;
+  /** SOCI index use (#14): `auto` uses one when found, `soci` also warns when none is, `none` never looks. */
+  readonly index: 'auto' | 'soci' | 'none';
   readonly allowOther: boolean;
   /** Control socket of `regfs serve` (`regfs ctl` talks to it). */
   readonly control: string | undefined;
@@ -144,6 +148,7 @@ export const KEYS = {
   logLevel: oneOf('trace', 'debug', 'info', 'warn', 'error', 'silent'),
   metrics,
   store: str,
+  layerStore: str,
   registries,
   dockerConfig: str,
   insecure: list,
@@ -153,6 +158,7 @@ export const KEYS = {
   connections: int(1, 256),
   prefetch: oneOf('none', 'all'),
   prefetchRate: size,
+  index: oneOf('auto', 'soci', 'none'),
   allowOther: bool,
   control: str,
   idleTimeout: duration,

@@ -32,6 +32,8 @@ export interface DataPath {
   reader: ChunkReader;
   indexes: DiskIndexStore;
   spans: MemoryChunkCache;
+  /** Decoded zstd bytes kept with the chunks (same LRU bound, kept across restarts). */
+  derived: DiskChunkStore;
   /** Waits for cache writes, then releases the cache dir. */
   close(): Promise<void>;
 }
@@ -46,6 +48,7 @@ export async function openDataPath(cfg: RegfsConfig, logger: Logger): Promise<Da
     reader,
     indexes: await DiskIndexStore.open(cfg.cacheDir),
     spans: new MemoryChunkCache(32 << 20),
+    derived: store,
     close: async () => {
       await reader.flush();
       await store.close();

@@ -11,6 +11,8 @@ export interface ControlDeps {
   mountpoint: string;
   /** Fetches every layer of an opened image into the cache; resolves with the bytes. */
   prefetch(ref: string): Promise<number>;
+  /** Layers a container runtime holds through the layer store (`layerStore`). */
+  layersInUse(): { ref: string; layer: string; uses: number }[];
 }
 
 /**
@@ -25,7 +27,8 @@ export async function serveControl(path: string, deps: ControlDeps): Promise<{ c
     const url = new URL(req.url ?? '/', 'http://ctl');
     const ref = url.searchParams.get('ref') ?? '';
     switch (`${req.method} ${url.pathname}`) {
-      case 'GET /ls':
+      case 'GET /ls': {
+        const inUse = deps.layersInUse();
         return send(
           res,
           200,
@@ -36,8 +39,10 @@ export async function serveControl(path: string, deps: ControlDeps): Promise<{ c
             layers: s.img.manifest.layers.length,
             bytes: s.img.manifest.layers.reduce((n, l) => n + l.size, 0),
             idleSeconds: Math.round((Date.now() - s.lastUsed) / 1000),
+            layersInUse: inUse.filter((u) => u.ref === s.ref.canonical).map(({ layer, uses }) => ({ layer, uses })),
           })),
         );
+      }
       case 'GET /stats': {
         // The same numbers as /metrics, as prom-client's JSON: name → values with labels.
         const json = await deps.metrics.json();

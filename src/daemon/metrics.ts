@@ -17,6 +17,8 @@ export interface MetricsSink {
   readonly observer: RegistryObserver;
   observeRead(seconds: number): void;
   indexBuilt(format: string): void;
+  /** A layer opened, by how it is served (#14: eStargz, SOCI zTOC, cached index, local pass). */
+  layerServed(how: string): void;
   indexProgress(layer: string, done: number, total: number): void;
   attach(sources: MetricSources): void;
   text(): Promise<string>;
@@ -31,6 +33,7 @@ export async function createMetrics(enabled: boolean): Promise<MetricsSink> {
     observer: {},
     observeRead() {},
     indexBuilt() {},
+    layerServed() {},
     indexProgress() {},
     attach() {},
     text: async () => '',

@@ -3,7 +3,7 @@ import { InodeAllocator } from '../fs/node.js';
 import type { Layer } from '../image/layer.js';
 import { assembleImage } from '../view/image-assembly.js';
 import { TOC_DIGEST_ANNOTATION } from '../image/estargz.js';
-import { withDeadline } from '../lib/abort.js';
+import { sleep, withDeadline } from '../lib/abort.js';
 import type { Digest } from '../lib/digest.js';
 import type { Logger } from '../lib/logger.js';
 import { formatSize } from '../lib/size.js';
@@ -30,16 +30,23 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
   return runDaemon(cfg, { mountpoint: mountpointArg, alwaysMetrics: false, signals: hooks.stopped, onReady: hooks.onReady, unmountedIsError: false }, async (ctx) => {
     const { registry, data, logger, metrics } = ctx;
     const client = registry.current().client;
-    const img = await resolveImage(client, ref, ctx.platform, withDeadline(undefined, cfg.retryBudget * 2));
+    const img = await resolveImage(client, ref, ctx.platform, withDeadline(undefined, cfg.retryBudget * 2), { index: cfg.index, http: registry.current().http });
+    if (img.soci) {
+      const missing = !img.soci.index && cfg.index === 'soci';
+      logger[missing ? 'warn' : 'info']({ found: img.soci.found, index: img.soci.index?.digest, ztocs: img.soci.index?.ztocs.size, err: img.soci.error }, missing ? 'no SOCI index for this image; layers get a local pass' : 'SOCI index discovery');
+    }
     const fetcher = createBlobFetcher(client, { endpoint: ref.endpoint, repository: ref.repository });
     const blobs = [img.manifest.config, ...img.manifest.layers];
-    const { root, layers } = assembleImage(img, fetcher, { ...data, inodes: new InodeAllocator(), logger, metrics, onProgress: hooks.onProgress }, 1);
+    const { root, layers } = assembleImage(img, fetcher, { ...data, inodes: new InodeAllocator(), logger, metrics, onProgress: hooks.onProgress, imageDir: ctx.mountpoint }, 1);
     return {
       root,
       mounted: ({ metricsAddress }) => {
         const total = blobs.reduce((n, b) => n + b.size, 0);
         logger.info({ ref: ref.canonical, manifest: img.manifestDigest, mountpoint: ctx.mountpoint, layers: img.manifest.layers.length }, 'mounted');
-        if (cfg.prefetch === 'all') void prefetchAll(data.reader, img, cfg.prefetchRate, logger);
+        // Background prefetch stops before the data path closes (released in reverse order).
+        const prefetching = new AbortController();
+        ctx.scope.defer('prefetch', () => prefetching.abort());
+        if (cfg.prefetch === 'all') void prefetchAll(data.reader, img, cfg.prefetchRate, logger, prefetching.signal);
         else void prefetchLandmarks(data.reader, layers, logger);
         return `regfs: mounted ${ref.canonical} (${img.manifestDigest}, ${img.manifest.layers.length} layers, ${formatSize(total)}) at ${ctx.mountpoint}${metricsAddress ? `; metrics at http://${metricsAddress.replace(/^unix:/, '')}/metrics` : ''}`;
       },
@@ -48,12 +55,13 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
 }
 
 /** `--prefetch all`: every layer into the cache in the background, at most `rate` bytes/s (0 = no cap). */
-async function prefetchAll(reader: ChunkReader, img: ResolvedImage, rate: number, logger: Logger): Promise<void> {
+async function prefetchAll(reader: ChunkReader, img: ResolvedImage, rate: number, logger: Logger, signal: AbortSignal): Promise<void> {
   const step = 8 << 20;
   const started = Date.now();
   let done = 0;
   for (const layer of img.manifest.layers) {
     for (let off = 0; off < layer.size; off += step) {
+      if (signal.aborted) return;
       const len = Math.min(step, layer.size - off);
       try {
         await reader.prefetch(layer.digest as Digest, off, len, layer.size);
@@ -64,7 +72,7 @@ async function prefetchAll(reader: ChunkReader, img: ResolvedImage, rate: number
       done += len;
       if (rate > 0) {
         const ahead = done / rate - (Date.now() - started) / 1000;
-        if (ahead > 0) await new Promise((r) => setTimeout(r, ahead * 1000));
+        if (ahead > 0) await sleep(ahead * 1000, signal).catch(() => undefined);
       }
     }
   }

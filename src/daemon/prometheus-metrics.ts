@@ -14,6 +14,7 @@ export class PrometheusMetrics implements MetricsSink {
   readonly readDuration: Histogram;
   private sources: MetricSources = {};
   private readonly indexes: Counter;
+  private readonly served: Counter;
   private readonly indexDone: Gauge;
 
   constructor() {
@@ -35,6 +36,7 @@ export class PrometheusMetrics implements MetricsSink {
       registers: [r],
     });
     this.indexes = new Counter({ name: 'regfs_layer_indexes_built_total', help: 'Layer indexes built (a full pass over the layer)', labelNames: ['format'], registers: [r] });
+    this.served = new Counter({ name: 'regfs_layers_served_total', help: 'Layers opened, by how they are served (estargz, soci, soci-refused, cached-index, local-pass, tar-walk)', labelNames: ['how'], registers: [r] });
     this.indexDone = new Gauge({ name: 'regfs_layer_index_progress_ratio', help: 'Progress of layer indexing passes (1 = done)', labelNames: ['layer'], registers: [r] });
     const sources = (): MetricSources => this.sources;
     // Monotonic counters kept elsewhere: advance by the difference at each scrape.
@@ -83,6 +85,10 @@ export class PrometheusMetrics implements MetricsSink {
 
   indexBuilt(format: string): void {
     this.indexes.inc({ format });
+  }
+
+  layerServed(how: string): void {
+    this.served.inc({ how });
   }
 
   indexProgress(layer: string, done: number, total: number): void {

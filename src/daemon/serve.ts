@@ -8,6 +8,7 @@ import { ImageRecords } from '../view/image-records.js';
 import { ImageStore } from '../view/image-store.js';
 import { serveControl } from './control.js';
 import { runDaemon } from './daemon.js';
+import { mountLayerStore } from './layer-store-mount.js';
 import type { StopReason } from './scope.js';
 import { SdNotifier } from './sd-notify.js';
 
@@ -37,14 +38,16 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<Sto
         readAt: (...a: Parameters<Registry['client']['readAt']>) => registry.current().client.readAt(...a),
         blobSize: (...a: Parameters<Registry['client']['blobSize']>) => registry.current().client.blobSize(...a),
       };
+      const inodes = new InodeAllocator();
       const images = new ImageStore({
         ...data,
-        inodes: new InodeAllocator(),
+        inodes,
         logger,
         log: logger,
         metrics,
+        mountpoint,
         records: await ImageRecords.open(cfg.cacheDir),
-        resolve: (ref) => resolveImage(registry.current().client, ref, ctx.platform),
+        resolve: (ref) => resolveImage(registry.current().client, ref, ctx.platform, undefined, { index: cfg.index, http: registry.current().http }),
         source: (ref) => createBlobFetcher(client, { endpoint: ref.endpoint, repository: ref.repository }),
       });
       const restored = await images.restore();
@@ -58,7 +61,11 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<Sto
         }
         return bytes;
       };
-      await scope.use('control socket', () => serveControl(cfg.control!, { store: images, metrics, mountpoint, prefetch }), (c) => c.close());
+      const layerStore = cfg.layerStore
+        ? (await scope.use('layer store', () => mountLayerStore(cfg.layerStore!, { images, inodes, logger, metrics, readDeadlineMs: cfg.retryBudget + 5_000, allowOther: cfg.allowOther }), (l) => l.close())).store
+        : undefined;
+      const layersInUse = (): ReturnType<NonNullable<typeof layerStore>['list']> => layerStore?.list() ?? [];
+      await scope.use('control socket', () => serveControl(cfg.control!, { store: images, metrics, mountpoint, prefetch, layersInUse }), (c) => c.close());
       hooks.onReload(async () => {
         try {
           await registry.reload(await hooks.reloadConfig());
@@ -79,7 +86,7 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<Sto
             notify.stop();
           });
           const ticker = setInterval(() => {
-            for (const ref of images.sweep(cfg.idleTimeout)) logger.info({ ref }, 'idle image forgotten (its cache stays)');
+            for (const ref of images.sweep(cfg.idleTimeout, (s) => layerStore?.inUse(s.ref.canonical) ?? false)) logger.info({ ref }, 'idle image forgotten (its cache stays)');
             notify.send(`STATUS=serving ${mountpoint}: ${status()}`);
           }, Math.min(30_000, Math.max(1000, cfg.idleTimeout / 4)));
           ticker.unref();

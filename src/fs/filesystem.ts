@@ -127,6 +127,29 @@ export class ReadOnlyFilesystem {
     return node.target;
   }
 
+  /** Nothing is ever created: a directory with an `onCreate` hook hears of it, then ENOENT; else EROFS. */
+  async create(path: string): Promise<never> {
+    const { dir, name } = await this.parentOf(path);
+    if (!dir.onCreate) throw new FsError('EROFS', `${path}: read-only filesystem`);
+    dir.onCreate(name);
+    throw new FsError('ENOENT', `${path}: noted, not created`);
+  }
+
+  /** Nothing is ever removed: a directory with an `onRemoveChild` hook hears of it, then ENOENT; else EROFS. */
+  async rmdir(path: string): Promise<never> {
+    const { dir, name } = await this.parentOf(path);
+    if (!dir.onRemoveChild) throw new FsError('EROFS', `${path}: read-only filesystem`);
+    dir.onRemoveChild(name);
+    throw new FsError('ENOENT', `${path}: noted, not removed`);
+  }
+
+  private async parentOf(path: string): Promise<{ dir: FsNode; name: string }> {
+    const cut = path.lastIndexOf('/');
+    const dir = await this.lookup(path.slice(0, Math.max(cut, 0)));
+    if (dir.kind !== 'dir') throw new FsError('ENOTDIR', `${path}: not a directory`);
+    return { dir, name: path.slice(cut + 1) };
+  }
+
   async getxattr(path: string, name: string): Promise<Buffer | undefined> {
     return (await this.lookup(path)).xattrs?.get(name);
   }

@@ -13,6 +13,12 @@ export interface FuseMountOptions {
   logger: Logger;
   /** Immutable content: the kernel may cache attributes and entries this long (seconds). */
   cacheTtlS?: number;
+  /**
+   * Mount without `ro` so that `create` and `rmdir` reach the filesystem (the layer store's
+   * use/release protocol; a read-only mount answers EROFS in the kernel). Nothing is writable
+   * either way: the filesystem answers EROFS or ENOENT.
+   */
+  notesCreates?: boolean;
 }
 
 export interface FuseMount {
@@ -82,6 +88,8 @@ export async function mountFuse(fs: ReadOnlyFilesystem, mountpoint: string, opts
         return [v];
       }),
     listxattr: (path, cb) => guard('listxattr', path, cb as never, async () => [await fs.listxattr(path)]),
+    create: (path, _mode, cb) => guard('create', path, cb as never, () => fs.create(path)),
+    rmdir: (path, cb) => guard('rmdir', path, cb as never, () => fs.rmdir(path)),
     statfs: (_path, cb) => cb(0, { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 1, namemax: 255 }),
     read: (path, fd, buf, len, pos, cb) => {
       const ac = new AbortController();
@@ -124,7 +132,7 @@ export async function mountFuse(fs: ReadOnlyFilesystem, mountpoint: string, opts
     allowOther: opts.allowOther,
     // fuse-native passes only options it knows; these ride along in the comma-joined -o string:
     // ro (read-only), use_ino (our stable inode numbers, needed for hardlinks), larger kernel read-ahead.
-    fsname: 'regfs,ro,use_ino,max_readahead=1048576,default_permissions',
+    fsname: `regfs,${opts.notesCreates ? '' : 'ro,'}use_ino,max_readahead=1048576,default_permissions`,
     subtype: 'regfs',
   });
   await new Promise<void>((resolve, reject) =>

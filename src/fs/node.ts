@@ -63,6 +63,15 @@ export interface FsNode {
    */
   resolve?: (name: string) => Promise<FsNode | undefined>;
   content?: FileContent;
+  /**
+   * A name created in this directory (`open(O_CREAT)`) is reported here and answered ENOENT:
+   * the additional layer store protocol of containers/storage marks a layer in use by creating
+   * `<layer>/use` and expects ENOENT from a store that counts it (overlay.go notifyUseAdditionalLayer).
+   * Without the hook a create is EROFS.
+   */
+  onCreate?: (name: string) => void;
+  /** The same for `rmdir` of a child (notifyReleaseAdditionalLayer rmdirs the layer directory). */
+  onRemoveChild?: (name: string) => void;
 }
 
 /** Hands out inode numbers that stay stable for the life of the mount (32-bit: fuse-native's limit). */

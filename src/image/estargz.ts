@@ -1,6 +1,5 @@
 import { promisify } from 'node:util';
 import { createGunzip, gunzip } from 'node:zlib';
-import { sha256Digest } from '../lib/hash.js';
 import { LayerFormatError } from './errors.js';
 import { layerCompression } from './formats/media-types.js';
 import type { LayerFormat } from './formats/registry.js';
@@ -39,6 +38,7 @@ export function parseFooter(tail: Buffer): number | undefined {
 export const gzipTocDecompressor: TocDecompressor = {
   format: 'eStargz',
   footerSize: FOOTER,
+  digestOf: 'json',
   parseFooter(tail: Buffer, blobSize: number): TocLocation | undefined {
     const offset = parseFooter(tail);
     return offset === undefined ? undefined : { offset, length: blobSize - offset };
@@ -49,8 +49,7 @@ export const gzipTocDecompressor: TocDecompressor = {
     parser.push(tar);
     const entry = parser.entries.find((e) => e.path === 'stargz.index.json');
     if (!entry) throw new Error('TOC tar has no stargz.index.json');
-    const json = tar.subarray(entry.dataOffset, entry.dataOffset + entry.size);
-    return { json, digest: sha256Digest(json) };
+    return tar.subarray(entry.dataOffset, entry.dataOffset + entry.size);
   },
   decompress: gunzipPrefix,
 };

@@ -22,6 +22,9 @@ export class ImageTrees {
 
   /** Layer i as an overlayfs lower dir (implied directories resolved). */
   async layerTree(i: number): Promise<ImageNode> {
+    // The layer's own failure first (it names this layer's problem); then the layers below, which
+    // its implied directories need.
+    await this.ownTree(i);
     await this.step(i);
     return this.ownTree(i);
   }
@@ -49,7 +52,13 @@ export class ImageTrees {
     let p = this.steps[i];
     if (!p) {
       p = (async () => {
-        const [below, own] = await Promise.all([i === 0 ? emptyRoot() : this.step(i - 1), this.ownTree(i)]);
+        // Both settle before either error is thrown, so a broken image always fails with its lowest
+        // broken layer's error (and errno), whichever index happens to finish first.
+        const [b, o] = await Promise.allSettled([i === 0 ? emptyRoot() : this.step(i - 1), this.ownTree(i)]);
+        if (b.status === 'rejected') throw b.reason;
+        if (o.status === 'rejected') throw o.reason;
+        const below = b.value;
+        const own = o.value;
         // Synchronous from here: no other step can run between resolving and merging.
         resolveImplied(own, below);
         mergeLayer(below, own);

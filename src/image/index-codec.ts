@@ -11,7 +11,8 @@ const defl = promisify(deflateRaw);
 const infl = promisify(inflateRaw);
 
 export interface LayerIndex {
-  format: 'gzip' | 'tar';
+  /** zstd checkpoints are frame starts: `bits` 0 and no window (a frame needs nothing before it). */
+  format: 'gzip' | 'tar' | 'zstd';
   compressedSize: number;
   uncompressedSize: number;
   entries: TarEntry[];
@@ -114,7 +115,7 @@ function checkpoint(c: unknown): [number, number, number, string] {
 export async function decodeIndex(data: Buffer): Promise<LayerIndex | undefined> {
   try {
     const j = JSON.parse((await gunz(data)).toString('utf8')) as Record<string, unknown>;
-    if (typeof j !== 'object' || j === null || j.v !== VERSION || (j.format !== 'gzip' && j.format !== 'tar')) return undefined;
+    if (typeof j !== 'object' || j === null || j.v !== VERSION || (j.format !== 'gzip' && j.format !== 'tar' && j.format !== 'zstd')) return undefined;
     if (!Array.isArray(j.rows) || !Array.isArray(j.checkpoints)) return undefined;
     const entries = j.rows.map(row);
     const cps = j.checkpoints.map(checkpoint);

@@ -28,8 +28,21 @@ export interface LayerDeps {
   span?: number;
   /** Largest uncompressed layer accepted (bombs). */
   maxUncompressed?: number;
+  /**
+   * Bytes derived from layers that are costly to make again (decoded single-frame zstd), kept in
+   * the chunk cache: bounded by its size, kept across restarts. Without it they live in `spans`.
+   */
+  derived?: DerivedStore | undefined;
   onIndexProgress?: (digest: Digest, compressedDone: number, compressedTotal: number) => void;
   onIndexBuilt?: (digest: Digest, format: string, ms: number) => void;
+  /** How each opened layer is served: the format's name, or `soci-refused` (#14 metrics). */
+  onLayerServed?: (digest: Digest, how: string) => void;
+}
+
+/** Opaque keys → bytes (the chunk store's get/put): a miss is undefined, a failed put is dropped. */
+export interface DerivedStore {
+  get(key: string): Promise<Buffer | undefined>;
+  put(key: string, data: Uint8Array): Promise<void>;
 }
 
 /** A layer's file list and the bytes of its files, whatever its format. */

@@ -26,3 +26,23 @@ export function withDeadline(signal: AbortSignal | undefined, ms: number): Abort
   const timeout = AbortSignal.timeout(Math.max(1, ms));
   return signal ? AbortSignal.any([signal, timeout]) : timeout;
 }
+
+/** `p`, or AbortedError as soon as `signal` fires (the work behind `p` goes on for its other waiters). */
+export function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(new AbortedError());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new AbortedError());
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}

@@ -21,6 +21,11 @@ export function nativeAddon(): NativeAddon {
   return cached;
 }
 
+/** An addon target of native/binding.gyp by name (each is its own .node file). */
+export function loadAddon<T>(target: string): T {
+  return requireNative<T>(`${target}.node`);
+}
+
 /**
  * Loads a file that `npm run build:native` puts in native/build/Release/ (an addon, or the
  * patched fuse-native JS next to its binary).

@@ -1,22 +1,25 @@
 import { createHash } from 'node:crypto';
 import { request, type Dispatcher } from 'undici';
-import { throwIfAborted } from '../lib/abort.js';
+import { abortable, throwIfAborted } from '../lib/abort.js';
 import type { ByteRange } from '../lib/byte-range.js';
 import { formatRangeHeader, parseContentRange } from '../lib/byte-range.js';
 import type { Digest } from '../lib/digest.js';
 import { digestAlgorithm } from '../lib/digest.js';
-import { DigestMismatchError, HttpStatusError, NotFoundError, ProtocolError, TooLargeError, type ErrorContext } from '../lib/errors.js';
+import { DigestMismatchError, HttpStatusError, NotFoundError, PlainHttpRefusedError, ProtocolError, TooLargeError, type ErrorContext } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { silentLogger } from '../lib/logger.js';
+import { SingleFlight } from '../lib/single-flight.js';
 import { redactUrl } from '../lib/redact.js';
 import type { Authenticator } from './authenticator.js';
 import { FirstGates } from './first-gate.js';
 import { MANIFEST_ACCEPT } from './media-types.js';
+import { networkError } from './network-error.js';
 import type { RegistryObserver } from './observer.js';
 import { RedirectCache } from './redirect-cache.js';
+import { checkRedirectTarget } from './redirect-policy.js';
 import { isLoopbackHost } from './reference.js';
 import { readBounded } from './bounded-body.js';
-import { type RetryPolicy, parseRetryAfter, withRetries } from './retry.js';
+import { OutageClock, type RetryPolicy, isTransient, parseRetryAfter, withRetries } from './retry.js';
 import type { Transport } from './transport.js';
 
 /** Where a repository lives: the host we contact and the repository path. */
@@ -53,6 +56,15 @@ export interface FetchedManifest {
 /** Statuses from a cached storage URL that mean "it expired": re-resolve through the registry. */
 const EXPIRED_REDIRECT = new Set([401, 403, 404, 410]);
 
+/** A response for a range read, and the URL it came from (for errors; redacted before use). */
+interface Located {
+  res: Dispatcher.ResponseData;
+  url: string;
+}
+
+const blobPath = (repo: RepoLocator, digest: Digest): string => `/v2/${repo.repository}/blobs/${digest}`;
+const blobKey = (repo: RepoLocator, digest: Digest): string => `${repo.endpoint}/${repo.repository}@${digest}`;
+
 /**
  * The registry HTTP client: manifests and blob ranges with auth, the first-request gate, the
  * redirect cache and retries. The only importer of undici in regfs.
@@ -60,28 +72,36 @@ const EXPIRED_REDIRECT = new Set([401, 403, 404, 410]);
 export class RegistryClient {
   private readonly gates = new FirstGates();
   private readonly redirects: RedirectCache;
-  private readonly resolving = new Map<string, Promise<void>>();
+  /** Redirect resolutions under way per blob: the target URL, or null when the registry served the bytes itself. */
+  private readonly resolutions = new SingleFlight<string, string | null>();
+  private readonly outages: OutageClock;
   private readonly mirrorState = new Map<string, { failures: number; until: number }>();
+  /** Hosts that have answered at least once: their connection errors are worth retrying. */
+  private readonly answered = new Set<string>();
   private readonly log: Logger;
 
   constructor(private readonly opts: RegistryClientOptions) {
     this.redirects = new RedirectCache({ ttlMs: opts.redirectTtlMs });
+    this.outages = new OutageClock(opts.retry.budgetMs);
     this.log = opts.logger ?? silentLogger;
   }
 
   baseUrl(host: string): string {
-    const plain = this.opts.insecureHosts.has(host) || isLoopbackHost(host);
-    return `${plain ? 'http' : 'https'}://${host}`;
+    return `${this.plainAllowed(host) ? 'http' : 'https'}://${host}`;
+  }
+
+  private plainAllowed(host: string): boolean {
+    return this.opts.insecureHosts.has(host) || isLoopbackHost(host);
   }
 
   fetchManifest(repo: RepoLocator, reference: string, signal?: AbortSignal): Promise<FetchedManifest> {
-    return this.viaMirrors(repo, (r, budget) => this.fetchManifestFrom(r, reference, signal, budget));
+    return this.viaMirrors(repo, (r, deadline) => this.fetchManifestFrom(r, reference, signal, deadline));
   }
 
-  private async fetchManifestFrom(repo: RepoLocator, reference: string, signal: AbortSignal | undefined, budgetMs?: number): Promise<FetchedManifest> {
+  private async fetchManifestFrom(repo: RepoLocator, reference: string, signal: AbortSignal | undefined, deadline: number): Promise<FetchedManifest> {
     const path = `/v2/${repo.repository}/manifests/${reference}`;
     const url = redactUrl(this.baseUrl(repo.endpoint) + path);
-    return this.retrying(repo.endpoint, { url }, signal, budgetMs, async (s) => {
+    return this.retrying(repo.endpoint, { url }, signal, deadline, async (s) => {
       const res = await this.registryRequest(repo, 'GET', path, { accept: MANIFEST_ACCEPT }, s, 'manifest');
       if (res.statusCode === 404) {
         await res.body.dump();
@@ -112,13 +132,13 @@ export class RegistryClient {
   }
 
   blobSize(repo: RepoLocator, digest: Digest, signal?: AbortSignal): Promise<number> {
-    return this.viaMirrors(repo, (r, budget) => this.blobSizeFrom(r, digest, signal, budget));
+    return this.viaMirrors(repo, (r, deadline) => this.blobSizeFrom(r, digest, signal, deadline));
   }
 
-  private async blobSizeFrom(repo: RepoLocator, digest: Digest, signal: AbortSignal | undefined, budgetMs?: number): Promise<number> {
-    const path = `/v2/${repo.repository}/blobs/${digest}`;
+  private async blobSizeFrom(repo: RepoLocator, digest: Digest, signal: AbortSignal | undefined, deadline: number): Promise<number> {
+    const path = blobPath(repo, digest);
     const url = redactUrl(this.baseUrl(repo.endpoint) + path);
-    return this.retrying(repo.endpoint, { url, digest }, signal, budgetMs, async (s) => {
+    return this.retrying(repo.endpoint, { url, digest }, signal, deadline, async (s) => {
       let res = await this.registryRequest(repo, 'HEAD', path, {}, s, 'blob');
       if (isRedirect(res.statusCode)) {
         const target = this.rememberRedirect(repo, digest, res);
@@ -137,17 +157,18 @@ export class RegistryClient {
   /**
    * Fills `into` with blob bytes from `offset`. A body cut short (reset, truncation) is resumed
    * from the last byte received within the retry budget; the result is short only at end of blob.
+   * One deadline covers the whole read: mirrors, redirect re-resolution, token refresh, retries.
    */
   readAt(repo: RepoLocator, digest: Digest, offset: number, into: Uint8Array, signal?: AbortSignal): Promise<number> {
-    return this.viaMirrors(repo, (r, budget) => this.readAtFrom(r, digest, offset, into, signal, budget));
+    return this.viaMirrors(repo, (r, deadline) => this.readAtFrom(r, digest, offset, into, signal, deadline));
   }
 
-  private async readAtFrom(repo: RepoLocator, digest: Digest, offset: number, into: Uint8Array, signal: AbortSignal | undefined, budgetMs?: number): Promise<number> {
+  private async readAtFrom(repo: RepoLocator, digest: Digest, offset: number, into: Uint8Array, signal: AbortSignal | undefined, deadline: number): Promise<number> {
     if (into.length === 0) return 0;
     let filled = 0;
     let eof = false;
     const range = { start: offset, end: offset + into.length };
-    await this.retrying(repo.endpoint, { digest, range }, signal, budgetMs, async (s) => {
+    await this.retrying(repo.endpoint, { digest, range }, signal, deadline, async (s) => {
       while (filled < into.length && !eof) {
         const r = { start: offset + filled, end: offset + into.length };
         const progress = { n: 0, eof: false };
@@ -162,61 +183,78 @@ export class RegistryClient {
     return filled;
   }
 
-  private async fetchRangeOnce(
-    repo: RepoLocator,
-    digest: Digest,
-    range: ByteRange,
-    dest: Uint8Array,
-    progress: { n: number; eof: boolean },
-    signal: AbortSignal,
-  ): Promise<void> {
-    const key = `${repo.endpoint}/${repo.repository}@${digest}`;
+  /** One attempt at `range`: find where the bytes come from, then copy them into `dest`. */
+  private async fetchRangeOnce(repo: RepoLocator, digest: Digest, range: ByteRange, dest: Uint8Array, progress: { n: number; eof: boolean }, signal: AbortSignal): Promise<void> {
     const headers = { range: formatRangeHeader(range) };
-    const cached = this.redirects.get(key);
-    if (cached) {
-      this.opts.observer?.redirectCacheHit?.(repo.endpoint);
-      const res = await this.send(cached, 'GET', headers, signal, 'redirect');
-      if (!EXPIRED_REDIRECT.has(res.statusCode)) return this.consumeRange(res, range, dest, progress, { url: redactUrl(cached), digest, range });
-      // A pre-signed URL that expired early: forget it and ask the registry once more.
-      await res.body.dump();
-      this.redirects.delete(key);
-      this.log.info({ digest, url: redactUrl(cached), status: res.statusCode }, 'cached redirect refused; re-resolving through the registry');
-    }
-    // Readers of a blob whose redirect is being resolved wait for it instead of each asking the
-    // registry: 64 cold readers of one blob cost one registry GET.
-    const resolving = this.resolving.get(key);
-    if (!cached && resolving) {
-      await resolving;
-      if (this.redirects.get(key)) return this.fetchRangeOnce(repo, digest, range, dest, progress, signal);
-    }
-    let done!: () => void;
-    const mine = new Promise<void>((r) => (done = r));
-    if (!this.resolving.has(key)) this.resolving.set(key, mine);
-    const path = `/v2/${repo.repository}/blobs/${digest}`;
-    let res: Dispatcher.ResponseData;
-    let url = redactUrl(this.baseUrl(repo.endpoint) + path);
-    try {
-      res = await this.registryRequest(repo, 'GET', path, headers, signal, 'blob');
-      if (isRedirect(res.statusCode)) {
-        const target = this.rememberRedirect(repo, digest, res);
-        await res.body.dump();
-        url = redactUrl(target);
-        done();
-        res = await this.send(target, 'GET', headers, signal, 'redirect');
-      }
-    } finally {
-      if (this.resolving.get(key) === mine) this.resolving.delete(key);
-      done();
-    }
-    return this.consumeRange(res, range, dest, progress, { url, digest, range });
+    const located = (await this.viaCachedRedirect(repo, digest, headers, signal)) ?? (await this.viaRegistry(repo, digest, headers, signal));
+    return this.consumeRange(located.res, range, dest, progress, { url: redactUrl(located.url), digest, range });
   }
 
+  /**
+   * The blob's cached storage URL, if there is one that has not expired. A URL the storage refuses
+   * (a pre-signed URL that expired early) is forgotten: undefined, and the caller asks the registry.
+   */
+  private async viaCachedRedirect(repo: RepoLocator, digest: Digest, headers: Record<string, string>, signal: AbortSignal): Promise<Located | undefined> {
+    const key = blobKey(repo, digest);
+    const cached = this.redirects.get(key);
+    if (!cached) return undefined;
+    this.opts.observer?.redirectCacheHit?.(repo.endpoint);
+    const res = await this.send(cached, 'GET', headers, signal, 'redirect');
+    if (!EXPIRED_REDIRECT.has(res.statusCode)) return { res, url: cached };
+    await res.body.dump();
+    this.redirects.delete(key);
+    this.log.info({ digest, url: redactUrl(cached), status: res.statusCode }, 'cached redirect refused; re-resolving through the registry');
+    return undefined;
+  }
+
+  /**
+   * Through the registry, one resolution per blob at a time: readers arriving while a blob's
+   * redirect is being resolved wait for it and then read from the target themselves (64 cold
+   * readers of one blob cost one registry GET). Each waits no longer than its own deadline.
+   */
+  private async viaRegistry(repo: RepoLocator, digest: Digest, headers: Record<string, string>, signal: AbortSignal): Promise<Located> {
+    let own: Located | undefined;
+    let resolvedHere = false;
+    const target = await abortable(
+      this.resolutions.run(blobKey(repo, digest), async () => {
+        resolvedHere = true;
+        const located = await this.registryGet(repo, digest, headers, signal);
+        if (!isRedirect(located.res.statusCode)) {
+          own = located;
+          return null;
+        }
+        await located.res.body.dump();
+        return this.rememberRedirect(repo, digest, located.res);
+      }),
+      signal,
+    );
+    if (own) return own;
+    if (target !== null) {
+      // A reader that waited for another's resolution used a known redirect, as a cache hit does.
+      if (!resolvedHere) this.opts.observer?.redirectCacheHit?.(repo.endpoint);
+      return { res: await this.send(target, 'GET', headers, signal, 'redirect'), url: target };
+    }
+    // The registry served that reader's bytes itself: these need a request of their own.
+    const located = await this.registryGet(repo, digest, headers, signal);
+    if (!isRedirect(located.res.statusCode)) return located;
+    await located.res.body.dump();
+    const t = this.rememberRedirect(repo, digest, located.res);
+    return { res: await this.send(t, 'GET', headers, signal, 'redirect'), url: t };
+  }
+
+  private async registryGet(repo: RepoLocator, digest: Digest, headers: Record<string, string>, signal: AbortSignal): Promise<Located> {
+    const path = blobPath(repo, digest);
+    return { res: await this.registryRequest(repo, 'GET', path, headers, signal, 'blob'), url: this.baseUrl(repo.endpoint) + path };
+  }
+
+  /** Checks where a redirect points (see redirect-policy.ts) and caches it for the blob. */
   private rememberRedirect(repo: RepoLocator, digest: Digest, res: Dispatcher.ResponseData): string {
     const location = header(res, 'location');
-    const base = this.baseUrl(repo.endpoint);
-    if (!location) throw new ProtocolError(`redirect ${res.statusCode} without Location for ${digest}`, { digest, url: redactUrl(base) });
-    const target = new URL(location, `${base}/v2/${repo.repository}/blobs/${digest}`).toString();
-    this.redirects.set(`${repo.endpoint}/${repo.repository}@${digest}`, target);
+    const from = this.baseUrl(repo.endpoint) + blobPath(repo, digest);
+    if (!location) throw new ProtocolError(`redirect ${res.statusCode} without Location for ${digest}`, { digest, url: redactUrl(from) });
+    const target = new URL(location, from).toString();
+    checkRedirectTarget(from, target, (h) => this.plainAllowed(h), digest);
+    this.redirects.set(blobKey(repo, digest), target);
     return target;
   }
 
@@ -303,8 +341,8 @@ export class RegistryClient {
   private async send(url: string, method: 'GET' | 'HEAD', headers: Record<string, string>, signal: AbortSignal, kind: 'manifest' | 'blob' | 'redirect'): Promise<Dispatcher.ResponseData> {
     throwIfAborted(signal);
     const u = new URL(url);
-    if (u.protocol === 'http:' && !isLoopbackHost(u.host) && !this.opts.insecureHosts.has(u.host) && kind !== 'redirect') {
-      throw new ProtocolError(`refusing plain HTTP to ${u.host}; name it with --insecure`, { url: redactUrl(url) });
+    if (u.protocol === 'http:' && !this.plainAllowed(u.host)) {
+      throw new PlainHttpRefusedError(u.host, `refusing plain HTTP to ${u.host}; name it with --insecure ${u.host}`, { url: redactUrl(url) });
     }
     try {
       const res = await request(u, {
@@ -315,28 +353,31 @@ export class RegistryClient {
         headersTimeout: this.opts.headersTimeoutMs,
         bodyTimeout: this.opts.bodyTimeoutMs,
       });
+      this.answered.add(u.host);
       this.opts.observer?.request?.(u.host, kind, res.statusCode);
       return res;
     } catch (e) {
       this.opts.observer?.request?.(u.host, kind, 'error');
-      throw e;
+      throw networkError(u.host, redactUrl(url), e, this.answered.has(u.host)) ?? e;
     }
   }
 
   /**
-   * Tries the registry's mirrors in order, then the registry itself. A mirror that fails (not a
-   * 404: that only means it lacks the content) is skipped for a back-off that doubles per
-   * failure; mirrors get a short retry budget so a dead one costs seconds, not the whole budget.
+   * Tries the registry's mirrors in order, then the registry itself, all within one deadline for
+   * the whole operation (counted from the start of an outage, if one is under way: OutageClock).
+   * A mirror that fails (not a 404: that only means it lacks the content) is skipped for a back-off
+   * that doubles per failure; mirrors get at most 3 s each so a dead one costs seconds, not the budget.
    */
-  private async viaMirrors<T>(repo: RepoLocator, fn: (r: RepoLocator, budgetMs?: number) => Promise<T>): Promise<T> {
+  private async viaMirrors<T>(repo: RepoLocator, fn: (r: RepoLocator, deadline: number) => Promise<T>): Promise<T> {
+    const deadline = this.outages.deadline(repo.endpoint);
     const mirrors = this.opts.mirrors?.[repo.endpoint];
-    if (!mirrors?.length) return fn(repo);
+    if (!mirrors?.length) return fn(repo, deadline);
     const now = Date.now();
     for (const mirror of mirrors) {
       const state = this.mirrorState.get(mirror);
       if (state && now < state.until) continue;
       try {
-        const v = await fn({ endpoint: mirror, repository: repo.repository }, Math.min(3000, this.opts.retry.budgetMs));
+        const v = await fn({ endpoint: mirror, repository: repo.repository }, Math.min(deadline, Date.now() + 3000));
         if (state) {
           this.mirrorState.delete(mirror);
           this.log.info({ mirror, registry: repo.endpoint }, 'mirror is answering again');
@@ -352,19 +393,33 @@ export class RegistryClient {
         }
       }
     }
-    return fn(repo);
+    return fn(repo, deadline);
   }
 
-  private retrying<T>(host: string, ctx: ErrorContext, signal: AbortSignal | undefined, budgetMs: number | undefined, fn: (s: AbortSignal) => Promise<T>): Promise<T> {
-    return withRetries(fn, {
-      policy: budgetMs === undefined ? this.opts.retry : { ...this.opts.retry, budgetMs },
-      signal,
-      ctx,
-      onRetry: (attempt, delayMs, error) => {
-        this.opts.observer?.retry?.(host, attempt, delayMs, error);
-        this.log.debug({ host, digest: ctx.digest, url: ctx.url, attempt, delayMs, err: (error as Error).message }, 'retrying');
+  /** Retries `fn` until `deadline`, and keeps the host's outage clock: transient failures start one, any success ends it. */
+  private retrying<T>(host: string, ctx: ErrorContext, signal: AbortSignal | undefined, deadline: number, fn: (s: AbortSignal) => Promise<T>): Promise<T> {
+    return withRetries(
+      async (s) => {
+        try {
+          const v = await fn(s);
+          this.outages.answered(host);
+          return v;
+        } catch (e) {
+          if (!signal?.aborted && isTransient(e)) this.outages.failed(host);
+          throw e;
+        }
       },
-    });
+      {
+        policy: this.opts.retry,
+        deadline,
+        signal,
+        ctx,
+        onRetry: (attempt, delayMs, error) => {
+          this.opts.observer?.retry?.(host, attempt, delayMs, error);
+          this.log.debug({ host, digest: ctx.digest, url: ctx.url, attempt, delayMs, err: (error as Error).message }, 'retrying');
+        },
+      },
+    );
   }
 }
 

@@ -1,4 +1,6 @@
 import { Authenticator } from './authenticator.js';
+import { AuthorizedHttp } from './authorized-http.js';
+import { RegistryPusher } from './push.js';
 import { RegistryClient } from './client.js';
 import { type Credential, createDockerCredentials } from './credentials.js';
 import type { RegistryObserver } from './observer.js';
@@ -38,6 +40,9 @@ export interface RegistryConfig {
 
 export interface Registry {
   client: RegistryClient;
+  /** Authenticated requests beyond reads: referrers listings and pushes (#14). */
+  http: AuthorizedHttp;
+  pusher: RegistryPusher;
   close(): Promise<void>;
 }
 
@@ -97,11 +102,16 @@ export function createRegistry(cfg: RegistryConfig, deps: { observer?: RegistryO
     observer: deps.observer,
     logger: deps.logger,
   });
-  return { client, close: () => transport.close() };
+  const http = new AuthorizedHttp({ transport, auth, insecureHosts: insecure, headersTimeoutMs: cfg.headersTimeoutMs, bodyTimeoutMs: cfg.bodyTimeoutMs });
+  return { client, http, pusher: new RegistryPusher(http), close: () => transport.close() };
 }
 
 export { RegistryClient, type RepoLocator } from './client.js';
-export { resolveImage, type ResolvedImage } from './resolve.js';
+export { resolveImage, type ResolvedImage, type IndexMode, type SociDiscovery } from './resolve.js';
+export { AuthorizedHttp } from './authorized-http.js';
+export { RegistryPusher, referrersTag } from './push.js';
+export { listReferrers } from './referrers.js';
+export * as soci from './soci-index.js';
 export { createBlobFetcher } from './blob-fetcher.js';
 export { parseReference, type ImageReference } from './reference.js';
 export { hostPlatform, parsePlatform, formatPlatform, type Platform } from './platform.js';

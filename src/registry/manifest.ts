@@ -5,6 +5,8 @@ import type { Platform } from './platform.js';
 
 export interface Descriptor {
   mediaType: string;
+  /** OCI 1.1: the type of an artifact manifest (SOCI indexes, referrers). */
+  artifactType?: string | undefined;
   digest: Digest;
   size: number;
   annotations?: Record<string, string> | undefined;
@@ -62,7 +64,8 @@ function parseDescriptor(v: unknown, where: string): Descriptor {
     }
     platform = { os: p['os'], architecture: p['architecture'], variant: typeof p['variant'] === 'string' ? p['variant'] : undefined };
   }
-  return { mediaType, digest: d, size, annotations: stringMap(v['annotations'], `${where}.annotations`), platform };
+  const artifactType = typeof v['artifactType'] === 'string' ? v['artifactType'] : undefined;
+  return { mediaType, ...(artifactType !== undefined ? { artifactType } : {}), digest: d, size, annotations: stringMap(v['annotations'], `${where}.annotations`), platform };
 }
 
 /**
@@ -112,7 +115,8 @@ export function parseManifestBody(body: Uint8Array, contentType: string | undefi
 
 /** Attestation manifests (buildx) sit in indexes with this annotation; they are not images. */
 function isAttestation(d: Descriptor): boolean {
-  return d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' || d.platform?.os === 'unknown';
+  // An entry with an artifactType (e.g. a SOCI index in a SOCI-enabled image, #14) is not an image either.
+  return d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' || d.platform?.os === 'unknown' || d.artifactType !== undefined;
 }
 
 export function candidatesForPlatform(index: ImageIndex, matches: (p: Platform) => boolean): Descriptor[] {

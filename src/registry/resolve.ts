@@ -1,7 +1,12 @@
 import type { Digest } from '../lib/digest.js';
-import { ManifestError, PlatformNotFoundError } from '../lib/errors.js';
-import type { RegistryClient } from './client.js';
-import { type Descriptor, type ImageManifest, candidatesForPlatform, listPlatforms, parseManifestBody } from './manifest.js';
+import { ManifestError, NotFoundError, PlatformNotFoundError } from '../lib/errors.js';
+import { parseDigest } from '../lib/digest.js';
+import { referrersTag } from './push.js';
+import type { AuthorizedHttp } from './authorized-http.js';
+import type { RegistryClient, RepoLocator } from './client.js';
+import { type Descriptor, type ImageIndex, type ImageManifest, candidatesForPlatform, listPlatforms, parseManifestBody } from './manifest.js';
+import { listReferrers } from './referrers.js';
+import { ANN_IMAGE_MANIFEST_DIGEST, ANN_INDEX_DIGEST, SOCI_INDEX_V1, SOCI_INDEX_V2, type SociIndex, parseSociIndex } from './soci-index.js';
 import { type Platform, formatPlatform, platformMatches } from './platform.js';
 import { type ImageReference, manifestReference } from './reference.js';
 
@@ -17,6 +22,24 @@ export interface ResolvedImage {
   configBytes: Buffer;
   /** The config's JSON, for `inspect`; regfs itself reads only the layer list. */
   config: unknown;
+  /** What the SOCI index discovery found (#14); absent with `index: none`. */
+  soci?: SociDiscovery | undefined;
+}
+
+/** `auto`: use a SOCI index when one is found; `soci`: the same, and say loudly when none is; `none`: do not look. */
+export type IndexMode = 'auto' | 'soci' | 'none';
+
+export interface SociDiscovery {
+  /** Where it was found, or why not. */
+  found: 'image-index' | 'manifest-annotation' | 'referrers-api' | 'referrers-tag' | 'none' | 'error';
+  index?: SociIndex | undefined;
+  error?: string | undefined;
+}
+
+export interface ResolveOptions {
+  index?: IndexMode | undefined;
+  /** For the referrers API; without it only the referrers tag schema is asked. */
+  http?: AuthorizedHttp | undefined;
 }
 
 /** Nested indexes are legal but rare; more than this is a loop or abuse. */
@@ -24,15 +47,19 @@ const MAX_INDEX_DEPTH = 4;
 const MAX_CONFIG_BYTES = 16 << 20;
 
 /** Reference → manifest for the platform → config, each verified against its digest. */
-export async function resolveImage(client: RegistryClient, ref: ImageReference, platform: Platform, signal?: AbortSignal): Promise<ResolvedImage> {
+export async function resolveImage(client: RegistryClient, ref: ImageReference, platform: Platform, signal?: AbortSignal, opts: ResolveOptions = {}): Promise<ResolvedImage> {
   const repo = { endpoint: ref.endpoint, repository: ref.repository };
   let fetched = await client.fetchManifest(repo, manifestReference(ref), signal);
   let indexDigest: Digest | undefined;
+  let index: ImageIndex | undefined;
   const seen = new Set<string>([fetched.digest]);
   for (let depth = 0; ; depth++) {
     const parsed = parseManifestBody(fetched.bytes, fetched.mediaType);
     if (parsed.kind === 'manifest') {
       const config = parsed.config;
+      const manifestDigest = fetched.digest;
+      // Discovery runs beside the config fetch: on a slow link it adds no round trip of its own.
+      const soci = opts.index === 'none' ? undefined : discoverSoci(client, opts.http, repo, index, manifestDigest, parsed, signal);
       const configBytes = await client.fetchBlob(repo, config.digest, config.size, MAX_CONFIG_BYTES, signal);
       let configJson: unknown;
       try {
@@ -49,15 +76,55 @@ export async function resolveImage(client: RegistryClient, ref: ImageReference, 
         manifest: parsed,
         configBytes,
         config: configJson,
+        soci: await soci,
       };
     }
     if (depth >= MAX_INDEX_DEPTH) throw new ManifestError(`index nesting deeper than ${MAX_INDEX_DEPTH} levels at ${fetched.digest}`);
     indexDigest ??= fetched.digest;
+    index = parsed;
     const candidates = candidatesForPlatform(parsed, (p) => platformMatches(platform, p));
     const chosen: Descriptor | undefined = candidates[0];
     if (!chosen) throw new PlatformNotFoundError(formatPlatform(platform), listPlatforms(parsed), { digest: fetched.digest });
     if (seen.has(chosen.digest)) throw new ManifestError(`index ${fetched.digest} refers to itself (loop through ${chosen.digest})`, { digest: chosen.digest });
     seen.add(chosen.digest);
     fetched = await client.fetchManifest(repo, chosen.digest, signal);
+  }
+}
+
+/**
+ * Finds the SOCI index of the selected manifest (#14), in the order of the SOCI project's own
+ * preference (docs/soci-index-manifest-v2.md): a v2 index bundled in the image index for this
+ * manifest, or named by the manifest's annotation; then a v1 index that refers to the manifest
+ * (referrers API, then the referrers tag schema). Failures are reported, never thrown: an image
+ * without a usable SOCI index is still an image.
+ */
+async function discoverSoci(client: RegistryClient, http: AuthorizedHttp | undefined, repo: RepoLocator, index: ImageIndex | undefined, manifestDigest: Digest, manifest: ImageManifest, signal?: AbortSignal): Promise<SociDiscovery> {
+  const fetchIndex = async (d: Digest): Promise<SociIndex> => parseSociIndex((await client.fetchManifest(repo, d, signal)).bytes, d);
+  try {
+    const bundled = index?.manifests.find((m) => m.artifactType === SOCI_INDEX_V2 && m.annotations?.[ANN_IMAGE_MANIFEST_DIGEST] === manifestDigest);
+    if (bundled) return { found: 'image-index', index: await fetchIndex(bundled.digest) };
+    const named = manifest.annotations?.[ANN_INDEX_DIGEST];
+    if (named !== undefined) return { found: 'manifest-annotation', index: await fetchIndex(parseDigest(named)) };
+    const s = signal ?? AbortSignal.timeout(30_000);
+    const refs = http
+      ? await listReferrers(client, http, repo, manifestDigest, SOCI_INDEX_V1, s)
+      : await listReferrersByTag(client, repo, manifestDigest);
+    const pick = refs.descriptors.at(-1);
+    if (!pick) return { found: 'none' };
+    return { found: refs.via === 'api' ? 'referrers-api' : 'referrers-tag', index: await fetchIndex(pick.digest) };
+  } catch (e) {
+    // Also on abort: the caller's own requests fail for it; this promise must never reject unheard.
+    return { found: 'error', error: (e as Error).message };
+  }
+}
+
+async function listReferrersByTag(client: RegistryClient, repo: RepoLocator, subject: Digest): Promise<{ descriptors: Descriptor[]; via: 'tag' }> {
+  try {
+    const f = await client.fetchManifest(repo, referrersTag(subject));
+    const p = parseManifestBody(f.bytes, f.mediaType);
+    return { descriptors: p.kind === 'index' ? p.manifests.filter((d) => d.artifactType === SOCI_INDEX_V1) : [], via: 'tag' };
+  } catch (e) {
+    if (e instanceof NotFoundError) return { descriptors: [], via: 'tag' };
+    throw e;
   }
 }

@@ -41,19 +41,25 @@ export function isTransient(e: unknown): boolean {
 
 export interface RetryOptions {
   policy: RetryPolicy;
+  /** The caller's signal: when it fires, the result is AbortedError. */
   signal?: AbortSignal | undefined;
+  /**
+   * When the whole operation must be over (ms since epoch): shared by everything one logical read
+   * does (mirrors, redirect re-resolution, token refresh, retries). Default: now + policy.budgetMs.
+   */
+  deadline?: number | undefined;
   ctx?: ErrorContext;
   onRetry?: (attempt: number, delayMs: number, error: unknown) => void;
   random?: () => number;
 }
 
 /**
- * Runs `fn` until it succeeds, fails permanently, or the budget is spent. Each attempt gets a
- * signal that fires at the budget's deadline, so a server that never answers cannot outlive it.
+ * Runs `fn` until it succeeds, fails permanently, or the deadline passes. Each attempt gets a
+ * signal that fires at the deadline, so a server that never answers cannot outlive it.
  */
 export async function withRetries<T>(fn: (signal: AbortSignal, attempt: number) => Promise<T>, opts: RetryOptions): Promise<T> {
   const start = Date.now();
-  const deadline = start + opts.policy.budgetMs;
+  const deadline = opts.deadline ?? start + opts.policy.budgetMs;
   for (let attempt = 0; ; attempt++) {
     const remaining = deadline - Date.now();
     const budget = AbortSignal.timeout(Math.max(1, remaining));
@@ -71,6 +77,41 @@ export async function withRetries<T>(fn: (signal: AbortSignal, attempt: number) 
       opts.onRetry?.(attempt + 1, wait, e);
       await sleep(wait, opts.signal);
     }
+  }
+}
+
+/**
+ * When a registry stopped answering, per host: the retry budget of every read during an outage is
+ * counted from the outage's start, not from the read's own start. Without it each read (and the
+ * kernel's retry of a failed page) got a fresh budget, and a `dd` of several FUSE requests failed
+ * only after 57 s where 30 s + 5 s was promised. A read that starts after the outage has used up
+ * the budget still gets one short try (`lastTryMs`), so a registry that is back is noticed.
+ */
+export class OutageClock {
+  private readonly since = new Map<string, number>();
+
+  constructor(
+    private readonly budgetMs: number,
+    private readonly lastTryMs = 2_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** An attempt at `host` failed in a way worth retrying. */
+  failed(host: string): void {
+    if (!this.since.has(host)) this.since.set(host, this.now());
+  }
+
+  /** `host` answered: the outage, if any, is over. */
+  answered(host: string): void {
+    this.since.delete(host);
+  }
+
+  /** The deadline for a read starting now at `host`. */
+  deadline(host: string): number {
+    const now = this.now();
+    const start = this.since.get(host);
+    if (start === undefined) return now + this.budgetMs;
+    return Math.min(now + this.budgetMs, Math.max(start + this.budgetMs, now + this.lastTryMs));
   }
 }
 

@@ -4,7 +4,10 @@ import { addImageTrees, buildImageLayout, type PrefetchingBlobReader } from './i
 import type { FsNode, InodeAllocator } from '../fs/node.js';
 import type { SpanCache } from '../image/gzip-reader.js';
 import { ImageTrees } from '../image/image-trees.js';
-import { type IndexStore, type Layer, openLayer } from '../image/layer.js';
+import { builtinFormats } from '../image/formats/builtin.js';
+import { PRIORITY } from '../image/formats/registry.js';
+import { type DerivedStore, type IndexStore, type Layer, openLayer } from '../image/layer.js';
+import { sociFormat } from '../image/soci/soci-layer.js';
 import type { BlobReader } from '../lib/blob-reader.js';
 import type { Digest } from '../lib/digest.js';
 import type { Logger } from '../lib/logger.js';
@@ -14,6 +17,8 @@ import type { ResolvedImage } from '../registry/index.js';
 /** Where layer indexing reports to (the daemon's metrics). */
 export interface IndexReporter {
   indexBuilt(format: string): void;
+  /** A layer opened, by how it is served (#14). */
+  layerServed(how: string): void;
   indexProgress(layer: string, done: number, total: number): void;
 }
 
@@ -22,12 +27,15 @@ export interface AssemblyDeps {
   routes: RoutingUpstream;
   indexes: IndexStore;
   spans: SpanCache;
+  derived?: DerivedStore | undefined;
   inodes: InodeAllocator;
   logger: Logger;
   metrics: IndexReporter;
   onProgress?: ((text: string) => void) | undefined;
   /** Called on every data read of the image (idle tracking). */
   touch?: (() => void) | undefined;
+  /** Absolute path of the image's directory in the mount, for `<dir>/lowerdir`. */
+  imageDir?: string | undefined;
 }
 
 function createdMs(config: unknown): number {
@@ -42,7 +50,9 @@ function createdMs(config: unknown): number {
  */
 export function assembleImage(img: ResolvedImage, source: BlobReader, deps: AssemblyDeps, rootIno?: number): { root: FsNode; layers: Layer[] } {
   const blobs = [img.manifest.config, ...img.manifest.layers].map((d) => ({ digest: d.digest, size: d.size }));
-  for (const b of blobs) {
+  // zTOCs of a SOCI index (#14) are read like blobs of the image but are not listed in blobs/.
+  const ztocs = new Map([...(img.soci?.index?.ztocs ?? [])].filter(([layer]) => img.manifest.layers.some((l) => l.digest === layer)));
+  for (const b of [...blobs, ...ztocs.values()]) {
     deps.routes.route(b.digest, source);
     deps.reader.knowSize(b.digest, b.size);
   }
@@ -60,12 +70,18 @@ export function assembleImage(img: ResolvedImage, source: BlobReader, deps: Asse
     deps.inodes,
     rootIno ?? deps.inodes.allocate(),
   );
+  const formats = ztocs.size ? builtinFormats().register(sociFormat(ztocs), PRIORITY.ztoc) : builtinFormats();
   const layers = img.manifest.layers.map((d) =>
     openLayer(d, {
       blobs: reader,
       indexes: deps.indexes,
       spans: deps.spans,
+      derived: deps.derived,
       log: deps.logger,
+      onLayerServed: (digest: Digest, how: string) => {
+        deps.metrics.layerServed(how);
+        deps.logger.info({ layer: digest, how }, 'layer served');
+      },
       onIndexBuilt: (digest: Digest, format: string, ms: number) => {
         deps.metrics.indexBuilt(format);
         deps.logger.info({ layer: digest, format, ms }, 'layer indexed');
@@ -74,8 +90,8 @@ export function assembleImage(img: ResolvedImage, source: BlobReader, deps: Asse
         deps.metrics.indexProgress(digest, done, total);
         deps.onProgress?.(`indexing layer ${digest.slice(7, 19)}: ${formatSize(done)} / ${formatSize(total)} (${Math.round((100 * done) / total)}%)`);
       },
-    }),
+    }, formats),
   );
-  addImageTrees(root, new ImageTrees(layers, (layer, p) => deps.logger.warn({ layer, entry: p.path }, p.why)), deps.inodes);
+  addImageTrees(root, new ImageTrees(layers, (layer, p) => deps.logger.warn({ layer, entry: p.path }, p.why)), deps.inodes, deps.imageDir);
   return { root, layers };
 }

@@ -1,8 +1,9 @@
+import { join } from 'node:path';
 import type { BlobReader } from '../lib/blob-reader.js';
 import type { Digest } from '../lib/digest.js';
 import type { ImageTrees } from '../image/image-trees.js';
 import type { ImageNode } from '../image/tree.js';
-import { toFsTree } from './image-tree.js';
+import { toFsTree } from './fs-tree.js';
 import { type FileContent, type FsNode, InodeAllocator, bytesContent, makeDir, makeFile } from '../fs/node.js';
 
 /** What the mount shows of one image, independent of where it came from. */
@@ -55,10 +56,25 @@ export function buildImageLayout(img: ImageDescription, reader: PrefetchingBlobR
 }
 
 /**
- * Adds `layers/<digest>/` (each layer as an overlayfs lower dir) and `rootfs/` (the merged tree).
- * Both are lazy: nothing is indexed until someone looks inside.
+ * The `lowerdir=` option value that stacks `dirs` (bottom layer first, as in the manifest) with
+ * overlayfs: top layer first, ':' separating them. overlayfs drops a backslash before any
+ * character (fs/overlayfs/params.c, ovl_unescape), so ':' in a path (every digest has one), ','
+ * (the mount option separator) and the backslash itself are escaped.
  */
-export function addImageTrees(root: FsNode, trees: ImageTrees, inodes: InodeAllocator): void {
+export function overlayLowerdir(dirs: string[]): string {
+  return [...dirs]
+    .reverse()
+    .map((d) => d.replace(/[\\:,]/g, (c) => `\\${c}`))
+    .join(':');
+}
+
+/**
+ * Adds `layers/<digest>/` (each layer as an overlayfs lower dir) and `rootfs/` (the merged tree).
+ * Both are lazy: nothing is indexed until someone looks inside. With `imageDir` (the absolute
+ * path where this image's directory appears) also `lowerdir`: the ready `lowerdir=` value for
+ * `mount -t overlay`, in manifest order (digest order, what `ls layers/` gives, is not it).
+ */
+export function addImageTrees(root: FsNode, trees: ImageTrees, inodes: InodeAllocator, imageDir?: string): void {
   const t = { mtimeMs: root.mtimeMs };
   const contentOf = (n: ImageNode): FileContent => {
     const layer = trees.layers[n.data!.layer]!;
@@ -72,15 +88,23 @@ export function addImageTrees(root: FsNode, trees: ImageTrees, inodes: InodeAllo
     };
   };
   const layers = makeDir(inodes.allocate(), t);
+  // Until a tree is loaded its root shows what an image without a `./` entry gets (umoci,
+  // Docker: 0755 root). The kernel may cache that answer; after the load the root has the
+  // `./` entry's metadata.
+  const treeRoot = { ...t, mode: 0o755 };
   trees.layers.forEach((layer, i) => {
-    const d = makeDir(inodes.allocate(), t);
+    const d = makeDir(inodes.allocate(), treeRoot);
     fill(d, () => trees.layerTree(i));
     layers.children!.set(layer.descriptor.digest, d);
     layers.nlink++;
   });
-  const rootfs = makeDir(inodes.allocate(), t);
+  const rootfs = makeDir(inodes.allocate(), treeRoot);
   fill(rootfs, () => trees.rootfs());
   root.children!.set('layers', layers);
   root.children!.set('rootfs', rootfs);
   root.nlink += 2;
+  if (imageDir !== undefined) {
+    const value = overlayLowerdir(trees.layers.map((l) => join(imageDir, 'layers', l.descriptor.digest)));
+    root.children!.set('lowerdir', makeFile(inodes.allocate(), bytesContent(Buffer.from(value, 'utf8')), t));
+  }
 }

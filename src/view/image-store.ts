@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { type FsNode, type InodeAllocator, makeDir } from '../fs/node.js';
 import type { Layer } from '../image/layer.js';
 import type { BlobReader } from '../lib/blob-reader.js';
@@ -27,6 +28,8 @@ export interface ImageStoreDeps extends Omit<AssemblyDeps, 'touch' | 'onProgress
   resolve(ref: ImageReference): Promise<ResolvedImage>;
   source(ref: ImageReference): BlobReader;
   log: Logger;
+  /** Where the store is mounted (absolute), for each image's `lowerdir` file. */
+  mountpoint?: string | undefined;
 }
 
 /**
@@ -76,12 +79,12 @@ export class ImageStore {
     return true;
   }
 
-  /** Forgets images unused for `idleMs`; their cache and records stay. */
-  sweep(idleMs: number): string[] {
+  /** Forgets images unused for `idleMs`, except those `keep` holds (layers a runtime uses); their cache and records stay. */
+  sweep(idleMs: number, keep: (s: StoredImage) => boolean = () => false): string[] {
     const now = Date.now();
     const gone: string[] = [];
     for (const s of this.images.values()) {
-      if (now - s.lastUsed > idleMs) {
+      if (now - s.lastUsed > idleMs && !keep(s)) {
         void this.forget(s.ref.canonical, false);
         gone.push(s.ref.canonical);
       }
@@ -139,7 +142,11 @@ export class ImageStore {
     const existing = this.images.get(ref.canonical);
     if (existing) return existing;
     let stored!: StoredImage;
-    const { root, layers } = assembleImage(img, this.deps.source(ref), { ...this.deps, touch: () => void (stored.lastUsed = Date.now()) });
+    const { root, layers } = assembleImage(img, this.deps.source(ref), {
+      ...this.deps,
+      touch: () => void (stored.lastUsed = Date.now()),
+      imageDir: this.deps.mountpoint === undefined ? undefined : join(this.deps.mountpoint, ...path),
+    });
     stored = { ref, img, path, node: root, layers, lastUsed: Date.now() };
     this.images.set(ref.canonical, stored);
     if (insert) {

@@ -8,7 +8,7 @@ import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
 import { type BuiltImage, buildImage, describeLayout, patternBytes, pushImage } from '../helpers/images.js';
 import { CLI, forceUnmount, parsePrometheus } from '../helpers/mount.js';
 import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
-import { freePort, tempDir, waitFor, waitForMatch } from '../helpers/tmp.js';
+import { GiveUp, freePort, tempDir, waitFor, waitForMatch } from '../helpers/tmp.js';
 
 const run = promisify(execFile);
 const UNIT = join(import.meta.dirname, '../../../scripts/regfs.service');
@@ -75,7 +75,7 @@ async function startServe(name: string, config: Record<string, unknown>, env: Re
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<[number | null, string | null]>((r) => child.once('exit', (c, s) => r([c, s])));
   await waitFor(`serve ready (${err.slice(-500)})`, async () => {
-    if (child.exitCode !== null) throw new Error(`serve exited: ${err}`);
+    if (child.exitCode !== null) throw new GiveUp(`serve exited (${child.exitCode}): ${err}`);
     return out.includes('regfs: serving');
   });
   const s: Serve = {

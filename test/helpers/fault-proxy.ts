@@ -36,7 +36,7 @@ export interface FaultProxy {
   chaos(match: RegExp, p: number, faults: Fault[]): void;
   clearFaults(): void;
   count(match: RegExp, method?: string): number;
-  /** Most requests that were being answered at the same time. */
+  /** Most connections that were answering a request at the same time. */
   readonly peakConcurrent: number;
   close(): Promise<void>;
 }
@@ -48,6 +48,7 @@ export async function startFaultProxy(target: string, port = 0): Promise<FaultPr
   let rules: { match: RegExp; faults: Fault[] }[] = [];
   let rate = 0;
   let active = 0;
+  const busy = new Map<Socket, number>();
   let peak = 0;
   let chaos: { match: RegExp; p: number; faults: Fault[] } | undefined;
   const sockets = new Set<Socket>();
@@ -57,8 +58,20 @@ export async function startFaultProxy(target: string, port = 0): Promise<FaultPr
     let fault = rule?.faults.shift();
     if (!fault && chaos && chaos.match.test(path) && Math.random() < chaos.p) fault = chaos.faults[Math.floor(Math.random() * chaos.faults.length)];
     requests.push({ method: req.method ?? '', path, headers: req.headers, fault: fault?.kind });
-    peak = Math.max(peak, ++active);
-    res.once('close', () => void active--);
+    // Counted per connection: a keep-alive client may send its next request on a socket before
+    // the previous response's 'close' event has run here; that is one connection in use, not two.
+    const sock = req.socket;
+    const before = busy.get(sock) ?? 0;
+    busy.set(sock, before + 1);
+    if (before === 0) peak = Math.max(peak, ++active);
+    res.once('close', () => {
+      const left = (busy.get(sock) ?? 1) - 1;
+      if (left > 0) busy.set(sock, left);
+      else {
+        busy.delete(sock);
+        active--;
+      }
+    });
     if (fault?.kind === 'hang') return;
     if (fault?.kind === 'respond') return void res.writeHead(fault.status, { 'content-length': String(Buffer.byteLength(fault.body)), ...(fault.headers ?? {}) }).end(fault.body);
     if (fault?.kind === 'status') return void res.writeHead(fault.status, fault.headers ?? {}).end(`{"errors":[{"code":"INJECTED","message":"fault ${fault.status}"}]}`);

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { writeFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort, waitFor } from './tmp.js';
+import { GiveUp, freePort, waitFor } from './tmp.js';
 
 export type RegistryAuth =
   | { kind: 'none' }
@@ -76,7 +76,7 @@ export async function startRegistry(opts: RegistryOptions): Promise<RunningRegis
     let exited = false;
     c.once('exit', () => (exited = true));
     await waitFor(`docker-registry on port ${port}`, async () => {
-      if (exited) throw new Error(`docker-registry exited; see ${logPath}`);
+      if (exited) throw new GiveUp(`docker-registry exited; see ${logPath}`);
       const res = await fetch(`http://127.0.0.1:${port}/v2/`);
       await res.arrayBuffer();
       return res.status === 200 || res.status === 401;

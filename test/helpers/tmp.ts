@@ -19,13 +19,20 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Thrown from a `waitFor` check: the awaited thing can never happen (its process exited). */
+export class GiveUp extends Error {}
+
+/**
+ * Polls `check` until it is true. A check that throws means "not yet" (a server not listening
+ * yet refuses connections), except a `GiveUp`, which ends the wait at once with its message.
+ */
 export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     try {
       if (await check()) return;
-    } catch {
-      /* not yet */
+    } catch (e) {
+      if (e instanceof GiveUp) throw e;
     }
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 50));

@@ -2,7 +2,8 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, randomInt } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseDigest } from '../../src/lib/digest.js';
@@ -106,4 +107,20 @@ test('a blob that does not exist fails at once, naming the digest', async () => 
   );
   assert.equal(code, 1);
   assert.match(stderr, new RegExp(`blob sha256:${'0'.repeat(64)} not found`));
+});
+
+test('a docker-registry that cannot start (its port is taken) fails startRegistry in < 5 s with "exited", not a 20 s timeout', async () => {
+  // A listener that is no registry (it hangs up on every connection): the new registry cannot bind.
+  const squatter = createServer((s) => s.destroy());
+  await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', r));
+  const port = (squatter.address() as { port: number }).port;
+  const work = join(dir.path, 'squatted');
+  await mkdir(work, { recursive: true });
+  const t0 = Date.now();
+  try {
+    await assert.rejects(startRegistry({ root: join(dir.path, 'storage'), workDir: work, port }), /docker-registry exited; see /);
+    assert.ok(Date.now() - t0 < 5000, `took ${Date.now() - t0} ms`);
+  } finally {
+    await new Promise((r) => squatter.close(r));
+  }
 });

@@ -1,7 +1,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmod, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ChunkReader } from '../../src/blob/chunk-reader.js';
@@ -172,26 +172,7 @@ test('a second owner of the cache dir gets a clear error', async () => {
   await assert.rejects(DiskChunkStore.open({ dir, maxBytes: MiB, lock: true }), (e: Error & { code: string }) => e.code === 'ERR_CACHE_LOCKED' && e.message.includes(String(process.pid)));
 });
 
-test('a full cache dir (16 MiB tmpfs) degrades to network reads', async () => {
-  const mnt = await tempDir('tmpfs');
-  cleanups.push(mnt.cleanup);
-  // Needs root, like every FUSE test of the suite.
-  await run('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'tmpfs', mnt.path]);
-  cleanups.unshift(async () => void (await run('umount', [mnt.path]).catch(() => {})));
-  const { store, upstream, reader } = await setup({ dir: mnt.path, maxBytes: 1 << 30 });
-  const data = patternBytes(40 * MiB, 11);
-  const d = upstream.add(data);
-  const b = Buffer.alloc(MiB);
-  for (let off = 0; off < data.length; off += MiB) {
-    assert.equal(await reader.readAt(d, off, b), MiB);
-    assert.ok(b.equals(data.subarray(off, off + MiB)));
-  }
-  await reader.flush();
-  assert.ok(store.counters.writeErrors >= 1);
-  assert.equal(store.degraded, true);
-});
-
-test('a cache dir that is read-only or deleted under the reader degrades to network reads', async () => {
+test('a cache dir deleted under the reader: network reads with exact bytes, recreated on the next write', async () => {
   const { dir, store, upstream, reader } = await setup();
   const data = patternBytes(4 * MiB, 12);
   const d = upstream.add(data);
@@ -200,20 +181,8 @@ test('a cache dir that is read-only or deleted under the reader degrades to netw
   await reader.readAt(d, 0, b);
   assert.ok(b.equals(data.subarray(0, MiB)));
   await reader.flush();
-  // Deleted: recreated on the next write.
   await reader.readAt(d, MiB, b);
   await reader.flush();
   assert.ok(b.equals(data.subarray(MiB, 2 * MiB)));
-  await chmod(join(dir, 'chunks'), 0o500);
-  try {
-    // root ignores mode bits, so make the dir unwritable the hard way: replace it by a file.
-    await rm(join(dir, 'chunks'), { recursive: true });
-    await writeFile(join(dir, 'chunks'), 'not a dir');
-    await reader.readAt(d, 3 * MiB, b);
-    assert.ok(b.equals(data.subarray(3 * MiB, 4 * MiB)));
-    await reader.flush();
-    assert.ok(store.counters.writeErrors >= 1);
-  } finally {
-    await rm(join(dir, 'chunks'), { force: true, recursive: true });
-  }
+  assert.equal((await stat(store.pathOf(chunkKey(d, MiB, 1)))).size > MiB, true, 'chunk 1 was written into the recreated dir');
 });

@@ -24,28 +24,33 @@ test('64 concurrent callers: exactly one runs until the first succeeds', async (
   release();
   await Promise.all(all);
   assert.equal(calls, 64);
-  assert.ok(maxRunning > 1, 'after the first success the rest run concurrently');
+  assert.equal(maxRunning, 63, 'after the first success the other 63 run at once');
   assert.equal(gate.completed, true);
 });
 
-test('when the first fails, the next waiter becomes first', async () => {
+test('when the first fails, the next waiter becomes first: 2 failures and 1 success run alone, then the other 7 at once', async () => {
   const gate = new FirstGate();
   let calls = 0;
   let concurrent = 0;
   let maxConcurrent = 0;
+  /** How many were running (itself included) when each call started. */
+  const startedWith: number[] = [];
   const work = async (): Promise<string> => {
     calls++;
     concurrent++;
+    startedWith.push(concurrent);
     maxConcurrent = Math.max(maxConcurrent, concurrent);
+    const mine = calls;
     await new Promise((r) => setTimeout(r, 5));
     concurrent--;
-    if (calls <= 2) throw new Error(`fail ${calls}`);
+    if (mine <= 2) throw new Error(`fail ${mine}`);
     return 'ok';
   };
   const results = await Promise.allSettled(Array.from({ length: 10 }, () => gate.run(work)));
   assert.equal(results.filter((r) => r.status === 'rejected').length, 2);
   assert.equal(results.filter((r) => r.status === 'fulfilled').length, 8);
-  // Two failures and the third (successful) first all ran alone.
   assert.equal(calls, 10);
+  assert.deepEqual(startedWith.slice(0, 3), [1, 1, 1], 'each would-be first ran alone');
+  assert.equal(maxConcurrent, 7, 'once one succeeded, the 7 still waiting ran together');
   assert.equal(gate.completed, true);
 });

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type BuildProblem, type ImageNode, OPAQUE_XATTR, buildLayerTree, mergeLayers } from '../../src/image/tree.js';
 import type { TarEntry } from '../../src/image/tar-entry.js';
+import { overlayLowerdir } from '../../src/fs/image-layout.js';
 
 function e(path: string, type: TarEntry['type'] = 'file', attrs: Partial<TarEntry> = {}): TarEntry {
   return { path, type, mode: type === 'dir' ? 0o755 : 0o644, uid: 0, gid: 0, size: 0, mtimeMs: 1000, linkname: '', devmajor: 0, devminor: 0, dataOffset: 0, ...attrs };
@@ -105,4 +106,11 @@ test('symlinks report mode 0777 whatever the header says; hardlinks across dirs 
   assert.equal(at(l, 's')?.mode, 0o777);
   assert.equal(at(l, 's')?.size, 4, 'a symlink size counts bytes (4), not UTF-8 of the byte name (5)');
   assert.deepEqual(problems, [{ path: 'bad', why: 'sparse map is malformed; reading it fails' }]);
+});
+
+test('lowerdir value: manifest order reversed, ":" "," and "\\" escaped with a backslash, nothing else touched', () => {
+  assert.equal(
+    overlayLowerdir(['/m/layers/sha256:aa', '/m/layers/sha256:bb', '/odd,dir\\x/layers/sha256:cc']),
+    '/odd\\,dir\\\\x/layers/sha256\\:cc:/m/layers/sha256\\:bb:/m/layers/sha256\\:aa',
+  );
 });

@@ -57,7 +57,7 @@ test('a layer no format takes is ERR_UNSUPPORTED_MEDIA_TYPE naming the media typ
   await assert.rejects(layer.entries(), (e: Error & { code?: string }) => e.code === 'ERR_UNSUPPORTED_MEDIA_TYPE' && e.message.includes('"application/x-unknown"'));
 });
 
-test('built-in preference order: estargz, then a cached index, then the local pass', () => {
-  assert.deepEqual(builtinFormats().order, ['estargz', 'index', 'local-pass']);
+test('built-in preference order: estargz, zstd:chunked, then a cached index, then the local pass', () => {
+  assert.deepEqual(builtinFormats().order, ['estargz', 'zstd:chunked', 'index', 'local-pass']);
   assert.throws(() => builtinFormats().register(fake('estargz', [], 'open'), 1), /registered twice/);
 });

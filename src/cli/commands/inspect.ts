@@ -24,6 +24,12 @@ export const inspectCommand: CommandModule<object, Args> = {
         mediaType: img.manifestMediaType,
         manifest: JSON.parse(img.manifestBytes.toString('utf8')) as unknown,
         config: img.config,
+        soci: img.soci && {
+          found: img.soci.found,
+          ...(img.soci.index && { version: img.soci.index.version, index: img.soci.index.digest, buildTool: img.soci.index.buildTool, ztocs: Object.fromEntries([...img.soci.index.ztocs].map(([layer, z]) => [layer, z.digest])) }),
+          ...(img.soci.error && { error: img.soci.error }),
+          layersWithoutZtoc: img.manifest.layers.filter((l) => !img.soci?.index?.ztocs.has(l.digest)).map((l) => l.digest),
+        },
       };
       process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     });

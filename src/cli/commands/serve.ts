@@ -10,11 +10,13 @@ export const serveCommand: CommandModule<object, { store?: string }> = {
   builder: (y) =>
     withCommonOptions(y)
       .option('store', { type: 'string', describe: 'mount path of the store (config key `store`)' })
+      .option('layer-store', { type: 'string', describe: 'also mount a podman/CRI-O additional layer store here (config key `layerStore`; storage.conf additionallayerstores = ["<path>:ref"])' })
       .option('metrics', { type: 'string', describe: 'serve Prometheus metrics and /healthz on HOST:PORT or unix:PATH' })
       .option('control', { type: 'string', describe: 'control socket for `regfs ctl` [default: <cacheDir>/control.sock]' })
       .option('allow-other', { type: 'boolean', describe: 'let other users (containers) see the store' })
       .example('$0 serve --config /etc/regfs/config.yaml', 'as the systemd unit in scripts/regfs.service runs it')
-      .example('ls /var/lib/regfs/store/docker.io/library/alpine/3.19/rootfs', 'resolves and mounts alpine:3.19 on first lookup') as never,
+      .example('ls /var/lib/regfs/store/docker.io/library/alpine/3.19/rootfs', 'resolves and mounts alpine:3.19 on first lookup')
+      .example('$0 serve --store /var/lib/regfs/store --layer-store /var/lib/regfs/layers', 'podman/CRI-O start containers from regfs (README: Run containers with podman or CRI-O)') as never,
   handler: async (argv) => {
     const load = () => configFromArgv(argv as unknown as Record<string, unknown>);
     const cfg = await load();

@@ -1,4 +1,5 @@
 import { estargzFormat } from '../estargz.js';
+import { zstdChunkedFormat } from '../zstd/zstd-chunked.js';
 import { cachedIndexFormat, localPassFormat } from './indexed.js';
 import { LayerFormatRegistry, PRIORITY } from './registry.js';
 
@@ -6,6 +7,7 @@ import { LayerFormatRegistry, PRIORITY } from './registry.js';
 export function builtinFormats(): LayerFormatRegistry {
   return new LayerFormatRegistry()
     .register(estargzFormat, PRIORITY.toc)
+    .register(zstdChunkedFormat, PRIORITY.toc)
     .register(cachedIndexFormat, PRIORITY.cachedIndex)
     .register(localPassFormat, PRIORITY.localPass);
 }

@@ -6,15 +6,16 @@ import { type LayerIndex, decodeIndex, encodeIndex } from '../index-codec.js';
 import type { Layer, LayerDeps, LayerDescriptor } from '../layer.js';
 import { TarFormatError } from '../tar-header.js';
 import { TarStreamParser } from '../tar-stream.js';
+import { buildZstdIndex } from '../zstd/zstd-index.js';
+import { ZstdRandomReader } from '../zstd/zstd-reader.js';
 import { type TarStreamReader, readEntryBytes } from './entry-read.js';
-import { type LayerCompression, layerCompression } from './media-types.js';
+import { layerCompression } from './media-types.js';
 import type { LayerFormat } from './registry.js';
 
 type Indexable = LayerIndex['format'];
 
 function indexable(desc: LayerDescriptor): Indexable | undefined {
-  const c: LayerCompression | undefined = layerCompression(desc.mediaType);
-  return c === 'gzip' || c === 'tar' ? c : undefined;
+  return layerCompression(desc.mediaType);
 }
 
 /** Where a layer's index is stored: one key per layer digest and format. */
@@ -28,7 +29,9 @@ function indexedLayer(desc: LayerDescriptor, deps: LayerDeps, ix: LayerIndex): L
   const stream: TarStreamReader =
     ix.format === 'tar'
       ? { read: readBlob }
-      : new GzipRandomReader(desc.digest, { checkpoints: ix.checkpoints, compressedSize: ix.compressedSize, uncompressedSize: ix.uncompressedSize }, readBlob, deps.spans);
+      : ix.format === 'zstd'
+        ? new ZstdRandomReader(desc.digest, ix, readBlob, deps.spans, deps.derived, deps.log)
+        : new GzipRandomReader(desc.digest, { checkpoints: ix.checkpoints, compressedSize: ix.compressedSize, uncompressedSize: ix.uncompressedSize }, readBlob, deps.spans);
   return {
     descriptor: desc,
     entries: async () => ix.entries,
@@ -36,7 +39,7 @@ function indexedLayer(desc: LayerDescriptor, deps: LayerDeps, ix: LayerIndex): L
   };
 }
 
-/** An index this cache built before (tar, gzip): no pass over the layer. */
+/** An index this cache built before (tar, gzip, zstd): no pass over the layer. */
 export const cachedIndexFormat: LayerFormat = {
   name: 'index',
   accepts: (desc) => indexable(desc) !== undefined,
@@ -49,7 +52,7 @@ export const cachedIndexFormat: LayerFormat = {
   },
 };
 
-/** The local pass: the layer is read once (tar: headers only) and its index saved. */
+/** The local pass: the layer is read once (tar: headers only; zstd: decoded once, see zstd-spans.ts) and its index saved. */
 export const localPassFormat: LayerFormat = {
   name: 'local-pass',
   accepts: (desc) => indexable(desc) !== undefined,
@@ -57,7 +60,7 @@ export const localPassFormat: LayerFormat = {
     const format = indexable(desc)!;
     const readBlob = (offset: number, into: Uint8Array): Promise<number> => deps.blobs.readAt(desc.digest, offset, into);
     const started = Date.now();
-    const built = format === 'gzip' ? await indexGzip(desc, deps, readBlob) : await indexTar(desc, readBlob);
+    const built = format === 'gzip' ? await indexGzip(desc, deps, readBlob) : format === 'zstd' ? await indexZstd(desc, deps, readBlob) : await indexTar(desc, readBlob);
     deps.onIndexBuilt?.(desc.digest, format, Date.now() - started);
     await deps.indexes
       .save(indexKey(desc.digest, format), await encodeIndex(built))
@@ -66,20 +69,41 @@ export const localPassFormat: LayerFormat = {
   },
 };
 
+/** Logs every 10% of a long pass, and reports progress. */
+function progress(desc: LayerDescriptor, deps: LayerDeps): (done: number) => void {
+  let last = 0;
+  return (done) => {
+    deps.onIndexProgress?.(desc.digest, done, desc.size);
+    if (done - last >= desc.size / 10 && desc.size > 32 << 20) {
+      last = done;
+      deps.log.info({ layer: desc.digest, percent: Math.round((100 * done) / desc.size) }, 'indexing layer');
+    }
+  };
+}
+
+async function indexZstd(desc: LayerDescriptor, deps: LayerDeps, readBlob: (o: number, i: Uint8Array) => Promise<number>): Promise<LayerIndex> {
+  const parser = new TarStreamParser();
+  try {
+    const z = await buildZstdIndex(desc.digest, desc.size, readBlob, (chunk) => parser.push(chunk), {
+      span: deps.span ?? 2 << 20,
+      maxOutput: deps.maxUncompressed ?? 64 * 1024 ** 3,
+      derived: deps.derived,
+      onProgress: progress(desc, deps),
+    });
+    return { format: 'zstd', compressedSize: desc.size, uncompressedSize: z.uncompressedSize, entries: parser.entries, checkpoints: z.checkpoints };
+  } catch (e) {
+    if (e instanceof TarFormatError) throw new LayerFormatError(desc.digest, `bad tar inside zstd: ${e.message}`);
+    throw e;
+  }
+}
+
 async function indexGzip(desc: LayerDescriptor, deps: LayerDeps, readBlob: (o: number, i: Uint8Array) => Promise<number>): Promise<LayerIndex> {
   const parser = new TarStreamParser();
-  let last = 0;
   try {
     const gz = await buildGzipIndex(desc.digest, desc.size, readBlob, (chunk) => parser.push(chunk), {
       span: deps.span ?? 2 << 20,
       maxOutput: deps.maxUncompressed ?? 64 * 1024 ** 3,
-      onProgress: (done) => {
-        deps.onIndexProgress?.(desc.digest, done, desc.size);
-        if (done - last >= desc.size / 10 && desc.size > 32 << 20) {
-          last = done;
-          deps.log.info({ layer: desc.digest, percent: Math.round((100 * done) / desc.size) }, 'indexing layer');
-        }
-      },
+      onProgress: progress(desc, deps),
     });
     return { format: 'gzip', compressedSize: desc.size, uncompressedSize: gz.uncompressedSize, entries: parser.entries, checkpoints: gz.checkpoints };
   } catch (e) {

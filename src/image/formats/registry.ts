@@ -1,5 +1,6 @@
 import { UnsupportedMediaTypeError } from '../../lib/errors.js';
 import { once } from '../../lib/single-flight.js';
+import { LayerFormatError } from '../errors.js';
 import type { Layer, LayerDeps, LayerDescriptor } from '../layer.js';
 import { type LayerProbe, layerProbe } from './probe.js';
 
@@ -38,6 +39,11 @@ export class LayerFormatRegistry {
     return this;
   }
 
+  /** Without I/O: would some format try this layer? (The layer store offers only such layers.) */
+  accepts(desc: LayerDescriptor): boolean {
+    return this.formats.some((f) => f.format.accepts(desc));
+  }
+
   /** Format names in the order they are tried (for tests and `--help`). */
   get order(): string[] {
     return this.formats.map((f) => f.format.name);
@@ -45,18 +51,34 @@ export class LayerFormatRegistry {
 
   /**
    * The layer, opened lazily: the first `entries()`/`read()` walks the formats once (concurrent
-   * callers share the walk; a failed walk is forgotten so the next use tries again).
+   * callers share the walk). A layer whose bytes are wrong (`LayerFormatError`: a TOC that fails
+   * its digest, garbage compression) stays refused with one log line — the blob is content-
+   * addressed, so trying again cannot help; any other failure (network) is forgotten and retried.
    */
   open(desc: LayerDescriptor, deps: LayerDeps): Layer {
-    const pick = once(async (): Promise<Layer> => {
+    let refused: LayerFormatError | undefined;
+    const walk = once(async (): Promise<Layer> => {
       const probe = layerProbe(desc, deps);
       for (const { format } of this.formats) {
         if (!format.accepts(desc)) continue;
-        const layer = await format.open(desc, deps, probe);
-        if (layer) return layer;
+        let layer: Layer | undefined;
+        try {
+          layer = await format.open(desc, deps, probe);
+        } catch (e) {
+          if (e instanceof LayerFormatError) {
+            refused = e;
+            deps.log.warn({ layer: desc.digest, format: format.name, err: e.message }, 'layer refused: its files read EIO');
+          }
+          throw e;
+        }
+        if (layer) {
+          deps.onLayerServed?.(desc.digest, format.name);
+          return layer;
+        }
       }
       throw new UnsupportedMediaTypeError(desc.mediaType, 'layer', { digest: desc.digest });
     });
+    const pick = (): Promise<Layer> => (refused ? Promise.reject(refused) : walk());
     return {
       descriptor: desc,
       entries: async () => (await pick()).entries(),

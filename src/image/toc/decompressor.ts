@@ -4,13 +4,6 @@ export interface TocLocation {
   length: number;
 }
 
-/** The TOC's JSON text and the digest that the layer's TOC annotation pins. */
-export interface ParsedToc {
-  json: Buffer;
-  /** eStargz pins the JSON's digest, zstd:chunked the compressed TOC's: each decompressor says. */
-  digest: string;
-}
-
 /**
  * What a TOC layer format needs from its compression, as stargz-snapshotter's
  * `estargz.Decompressor` (FooterSize, ParseFooter, ParseTOC, Reader): eStargz (gzip members) and
@@ -24,8 +17,13 @@ export interface TocDecompressor {
   readonly footerSize: number;
   /** The TOC location from the last `footerSize` bytes, or undefined when the footer is not this format's. */
   parseFooter(tail: Buffer, blobSize: number): TocLocation | undefined;
+  /**
+   * What the layer's TOC digest annotation covers: the TOC JSON (eStargz) or the compressed TOC
+   * bytes (zstd:chunked, which are then checked before anything decodes them).
+   */
+  readonly digestOf: 'json' | 'compressed';
   /** The TOC JSON from the compressed bytes at its location. Throws on bad compression or framing. */
-  parseToc(raw: Buffer, maxJson: number): Promise<ParsedToc>;
+  parseToc(raw: Buffer, maxJson: number): Promise<Buffer>;
   /**
    * The first `size` bytes that a chunk's compressed range decompresses to. The range may run on
    * into members of entries without data (directories, links), so only a prefix is wanted.

@@ -25,6 +25,8 @@ export interface TocEntry {
   /** 0: the rest of the file. */
   chunkSize: number;
   chunkDigest: string | undefined;
+  /** The whole file's sha256 (regular files; both formats write it). */
+  digest: string | undefined;
   /** zstd:chunked `chunkType: "zeros"`: a hole, no compressed bytes. */
   zeros: boolean;
 }
@@ -73,6 +75,8 @@ function tocEntry(raw: unknown, i: number): TocEntry {
   if (Number.isNaN(modtimeMs)) throw bad('modtime', `is not a time: ${JSON.stringify(modtime)}`);
   const chunkDigest = str('chunkDigest');
   if (chunkDigest !== '' && !DIGEST.test(chunkDigest)) throw bad('chunkDigest', `is not a sha256 digest: ${JSON.stringify(chunkDigest)}`);
+  const digest = str('digest');
+  if (digest !== '' && !DIGEST.test(digest)) throw bad('digest', `is not a sha256 digest: ${JSON.stringify(digest)}`);
   const chunkType = str('chunkType');
   if (chunkType !== '' && chunkType !== 'zeros') throw bad('chunkType', `is unknown: ${JSON.stringify(chunkType)}`);
   let xattrs: Map<ByteName, Buffer> | undefined;
@@ -101,6 +105,7 @@ function tocEntry(raw: unknown, i: number): TocEntry {
     chunkOffset: int('chunkOffset'),
     chunkSize: int('chunkSize'),
     chunkDigest: chunkDigest === '' ? undefined : chunkDigest,
+    digest: digest === '' ? undefined : digest,
     zeros: chunkType === 'zeros',
   };
 }

@@ -37,19 +37,21 @@ export async function openTocLayer(desc: LayerDescriptor, deps: LayerDeps, opts:
   if (location.length > MAX_TOC) throw fail(`TOC of ${location.length} bytes is larger than ${MAX_TOC}`);
   const raw = Buffer.alloc(location.length);
   if ((await readBlob(location.offset, raw)) !== raw.length) throw fail('blob ends inside the TOC');
-  let parsed;
+  const check = (digest: string): void => {
+    if (opts.expectedDigest !== undefined && opts.expectedDigest !== digest) throw fail(`TOC digest ${digest} does not match the annotation ${opts.expectedDigest}`);
+  };
+  if (dec.digestOf === 'compressed') check(sha256Digest(raw));
+  let json: Buffer;
   try {
-    parsed = await dec.parseToc(raw, MAX_TOC);
+    json = await dec.parseToc(raw, MAX_TOC);
   } catch (e) {
     throw fail(`TOC cannot be read: ${(e as Error).message}`);
   }
-  if (opts.expectedDigest !== undefined && opts.expectedDigest !== parsed.digest) {
-    throw fail(`TOC digest ${parsed.digest} does not match the annotation ${opts.expectedDigest}`);
-  }
+  if (dec.digestOf === 'json') check(sha256Digest(json));
   if (opts.expectedDigest === undefined) deps.log.info({ layer: desc.digest, format: dec.format }, 'layer without a TOC digest annotation: the TOC is not verified');
   let tree;
   try {
-    tree = buildTocTree(parseTocJson(parsed.json), location.offset, desc.size, fail);
+    tree = buildTocTree(parseTocJson(json), location.offset, desc.size, fail);
   } catch (e) {
     if (e instanceof TocJsonError) throw fail(e.message);
     throw e;

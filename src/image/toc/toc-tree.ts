@@ -31,7 +31,7 @@ const TYPE = { reg: 'file', dir: 'dir', symlink: 'symlink', hardlink: 'hardlink'
 
 /**
  * The file list and each file's chunks from a validated TOC. A chunk's compressed range ends at
- * its `endOffset` (zstd:chunked) or else at the next non-zero offset in TOC order, or the TOC
+ * the file's `endOffset` (zstd:chunked) or the next non-zero offset in TOC order, or the TOC
  * (estargz's nextOffset). A chunk that points outside the blob breaks only its file.
  */
 export function buildTocTree(list: TocEntry[], tocOffset: number, blobSize: number, fail: (why: string) => Error): TocTree {
@@ -46,18 +46,24 @@ export function buildTocTree(list: TocEntry[], tocOffset: number, blobSize: numb
     nextOffset[i] = next;
     if (list[i]!.offset > 0) next = list[i]!.offset;
   }
+  /** zstd:chunked's `endOffset` of a file: where the last of its chunks ends. */
+  const fileEnd = new Map<TarEntry, number>();
   const addChunk = (owner: TarEntry, e: TocEntry, i: number): void => {
     const fileOffset = e.chunkOffset;
     const size = e.chunkSize || owner.size - fileOffset;
     const start = e.offset;
-    const end = e.endOffset || nextOffset[i]!;
+    // The file's endOffset bounds all its chunks; each chunk ends where the next entry's data starts.
+    const bound = fileEnd.get(owner);
+    const end = bound !== undefined && bound > start ? Math.min(bound, nextOffset[i]!) : nextOffset[i]!;
+    // A chunk that is the whole file is pinned by the file's own digest when it has no chunkDigest.
+    const digest = e.chunkDigest ?? (e.type === 'reg' && fileOffset === 0 && size === owner.size ? e.digest : undefined);
     const stored = !e.zeros;
     if (size <= 0 || fileOffset + size > owner.size || (stored && (start <= 0 || start >= end || end > blobSize))) {
       broken.set(owner, `TOC entry ${JSON.stringify(e.name)} points outside the blob (offset ${start}, chunk ${fileOffset}+${size})`);
       return;
     }
     const list = chunks.get(owner) ?? [];
-    list.push({ start: stored ? start : 0, end: stored ? end : 0, fileOffset, size, digest: e.chunkDigest, zeros: e.zeros });
+    list.push({ start: stored ? start : 0, end: stored ? end : 0, fileOffset, size, digest, zeros: e.zeros });
     chunks.set(owner, list);
   };
   list.forEach((e, i) => {
@@ -89,6 +95,7 @@ export function buildTocTree(list: TocEntry[], tocOffset: number, blobSize: numb
     };
     entries.push(entry);
     byName.set(path, entry);
+    if (e.endOffset > 0) fileEnd.set(entry, e.endOffset);
     if (type === 'file' && entry.size > 0) addChunk(entry, e, i);
   });
   return { entries, chunks, broken, landmark };

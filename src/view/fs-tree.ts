@@ -7,6 +7,11 @@ function makedev(major: number, minor: number): number {
 }
 
 /**
+ * The three node shapes, each for one stage: `TarEntry` (image/tar-entry.ts) is a header as
+ * parsed from a layer; `ImageNode` (image/tree.ts) is a node of a layer or merged tree, whiteouts
+ * applied; `FsNode` (fs/node.ts) is what the FUSE-free core serves, with an inode and content.
+ * This file is the one step from the second to the third.
+ *
  * One view (a layer, or the merged rootfs) of an image tree as FsNodes. Nodes shared within the
  * view (hardlinks) become one FsNode: same inode, nlink = number of names.
  */

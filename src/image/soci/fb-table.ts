@@ -1,0 +1,115 @@
+import { ZtocError } from './errors.js';
+
+/**
+ * A bounds-checked reader of flatbuffers tables (flatbuffers "Internals": a root uoffset, tables
+ * with a signed offset to their vtable, uint16 field offsets, uoffset-prefixed vectors and
+ * strings). zTOCs come from registries and are hostile until checked: every read goes through
+ * Buffer's checked accessors, and a vector cannot claim more elements than the buffer holds.
+ * (The npm `flatbuffers` runtime reads without such checks, so it is used only for writing.)
+ */
+export class FbTable {
+  private constructor(
+    private readonly buf: Buffer,
+    private readonly pos: number,
+    private readonly vtable: number,
+    private readonly vtableLength: number,
+  ) {}
+
+  static root(buf: Buffer): FbTable {
+    return guard(() => FbTable.at(buf, buf.readUInt32LE(0)));
+  }
+
+  private static at(buf: Buffer, pos: number): FbTable {
+    const vtable = pos - buf.readInt32LE(pos);
+    const len = buf.readUInt16LE(vtable);
+    if (len < 4 || vtable + len > buf.length) throw new ZtocError(`flatbuffers vtable at ${vtable} is out of bounds`);
+    return new FbTable(buf, pos, vtable, len);
+  }
+
+  private field(i: number): number {
+    const slot = 4 + 2 * i;
+    if (slot + 2 > this.vtableLength) return 0;
+    const off = this.buf.readUInt16LE(this.vtable + slot);
+    return off === 0 ? 0 : this.pos + off;
+  }
+
+  int64(i: number, dflt = 0): number {
+    const p = this.field(i);
+    if (!p) return dflt;
+    const v = guard(() => this.buf.readBigInt64LE(p));
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw new ZtocError(`64-bit field ${i} out of range: ${v}`);
+    return Number(v);
+  }
+
+  int32(i: number, dflt = 0): number {
+    const p = this.field(i);
+    return p ? guard(() => this.buf.readInt32LE(p)) : dflt;
+  }
+
+  uint32(i: number, dflt = 0): number {
+    const p = this.field(i);
+    return p ? guard(() => this.buf.readUInt32LE(p)) : dflt;
+  }
+
+  int8(i: number, dflt = 0): number {
+    const p = this.field(i);
+    return p ? guard(() => this.buf.readInt8(p)) : dflt;
+  }
+
+  /** A string or [ubyte] field as the bytes stored (no copy), or undefined when absent. */
+  bytes(i: number): Buffer | undefined {
+    const p = this.field(i);
+    return p ? this.bytesAtRef(p) : undefined;
+  }
+
+  table(i: number): FbTable | undefined {
+    const p = this.field(i);
+    return p ? guard(() => FbTable.at(this.buf, p + this.buf.readUInt32LE(p))) : undefined;
+  }
+
+  /** Number of elements of a vector of tables or strings (0 when absent). */
+  vectorLength(i: number): number {
+    const v = this.vector(i);
+    return v ? v.len : 0;
+  }
+
+  tableAt(i: number, k: number): FbTable {
+    const v = this.vector(i)!;
+    const ref = v.start + 4 * k;
+    return guard(() => FbTable.at(this.buf, ref + this.buf.readUInt32LE(ref)));
+  }
+
+  bytesAt(i: number, k: number): Buffer {
+    const v = this.vector(i)!;
+    return this.bytesAtRef(v.start + 4 * k);
+  }
+
+  private vector(i: number): { start: number; len: number } | undefined {
+    const p = this.field(i);
+    if (!p) return undefined;
+    return guard(() => {
+      const at = p + this.buf.readUInt32LE(p);
+      const len = this.buf.readUInt32LE(at);
+      if (at + 4 + 4 * len > this.buf.length) throw new ZtocError(`vector field ${i} claims ${len} elements beyond the buffer`);
+      return { start: at + 4, len };
+    });
+  }
+
+  private bytesAtRef(ref: number): Buffer {
+    return guard(() => {
+      const at = ref + this.buf.readUInt32LE(ref);
+      const len = this.buf.readUInt32LE(at);
+      if (at + 4 + len > this.buf.length) throw new ZtocError(`string at ${at} runs past the end of the buffer`);
+      return this.buf.subarray(at + 4, at + 4 + len);
+    });
+  }
+}
+
+function guard<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof ZtocError) throw e;
+    throw new ZtocError(`malformed flatbuffer (${(e as Error).message})`);
+  }
+}

@@ -1,0 +1,41 @@
+import type { Digest } from '../lib/digest.js';
+import { ManifestError, NotFoundError } from '../lib/errors.js';
+import { redactUrl } from '../lib/redact.js';
+import { type AuthorizedHttp, headerOf, httpError, readBody } from './authorized-http.js';
+import type { RegistryClient, RepoLocator } from './client.js';
+import { type Descriptor, parseManifestBody } from './manifest.js';
+import { MediaType } from './media-types.js';
+import { referrersTag } from './push.js';
+
+const MAX_REFERRERS_BYTES = 4 << 20;
+
+/**
+ * Manifests that name `subject` as theirs (OCI distribution spec "Listing Referrers"), of one
+ * artifact type. Registries without the API (404, e.g. docker-registry 2.8) are asked for the
+ * referrers tag schema's fallback index instead; neither existing means "none".
+ */
+export async function listReferrers(client: RegistryClient, http: AuthorizedHttp, repo: RepoLocator, subject: Digest, artifactType: string, signal: AbortSignal): Promise<{ descriptors: Descriptor[]; via: 'api' | 'tag' | 'none' }> {
+  const path = `/v2/${repo.repository}/referrers/${subject}?artifactType=${encodeURIComponent(artifactType)}`;
+  const ctx = { url: redactUrl(http.baseUrl(repo.endpoint) + path), digest: subject };
+  const res = await http.send(repo, 'GET', path, { headers: { accept: MediaType.ociIndex }, signal });
+  if (res.statusCode === 200 && (headerOf(res, 'content-type') ?? '').startsWith(MediaType.ociIndex)) {
+    const body = await readBody(res, MAX_REFERRERS_BYTES, ctx);
+    // A registry may ignore the filter (it then omits OCI-Filters-Applied): filter here too.
+    return { descriptors: indexEntries(body).filter((d) => d.artifactType === artifactType), via: 'api' };
+  }
+  if (res.statusCode !== 404 && res.statusCode !== 200) throw await httpError(res, ctx);
+  await res.body.dump();
+  try {
+    const fallback = await client.fetchManifest(repo, referrersTag(subject), signal);
+    return { descriptors: indexEntries(fallback.bytes).filter((d) => d.artifactType === artifactType), via: 'tag' };
+  } catch (e) {
+    if (e instanceof NotFoundError) return { descriptors: [], via: 'none' };
+    throw e;
+  }
+}
+
+function indexEntries(body: Buffer): Descriptor[] {
+  const parsed = parseManifestBody(body, MediaType.ociIndex);
+  if (parsed.kind !== 'index') throw new ManifestError('a referrers listing must be an image index');
+  return parsed.manifests;
+}
