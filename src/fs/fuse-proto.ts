@@ -67,8 +67,8 @@ function secNsec(ms: number): [bigint, number] {
   return [BigInt(sec), Math.round((ms - sec * 1000) * 1e6)];
 }
 
-function writeAttr(b: Buffer, at: number, nodeid: bigint, st: Stat): void {
-  b.writeBigUInt64LE(nodeid, at);
+function writeAttr(b: Buffer, at: number, st: Stat): void {
+  b.writeBigUInt64LE(BigInt(st.ino), at);
   b.writeBigUInt64LE(BigInt(st.size), at + 8);
   b.writeBigUInt64LE(BigInt(st.blocks), at + 16);
   const times = [st.atime, st.mtime, st.ctime].map((d) => secNsec(d.getTime()));
@@ -93,14 +93,14 @@ export function entryOut(nodeid: bigint, st: Stat, ttlS: number): Buffer {
   b.writeBigUInt64LE(nodeid, 0);
   ttl(b, 16, ttlS);
   ttl(b, 24, ttlS);
-  writeAttr(b, 40, nodeid, st);
+  writeAttr(b, 40, st);
   return b;
 }
 
-export function attrOut(nodeid: bigint, st: Stat, ttlS: number): Buffer {
+export function attrOut(st: Stat, ttlS: number): Buffer {
   const b = Buffer.alloc(16 + ATTR_SIZE);
   ttl(b, 0, ttlS);
-  writeAttr(b, 16, nodeid, st);
+  writeAttr(b, 16, st);
   return b;
 }
 

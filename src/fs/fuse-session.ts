@@ -8,7 +8,7 @@ import { errnoOf, FsError, type ErrnoName } from './errno.js';
 import { fdPass } from './fd-pass.js';
 import type { ReadOnlyFilesystem } from './filesystem.js';
 import * as P from './fuse-proto.js';
-import { NodeTable } from './node-table.js';
+import { NodeTable, nodeIdOf } from './node-table.js';
 
 export interface SessionOptions {
   logger: Logger;
@@ -36,8 +36,8 @@ function writeReply(fd: number, buf: Buffer): Promise<void> {
 
 /**
  * A FUSE session regfs serves itself on a /dev/fuse descriptor (the low-level protocol,
- * fuse-proto.ts), so that another regfs process can take it over (#19): node ids are the nodes'
- * stable inode numbers (node-table.ts logs their paths), file handles carry this process's
+ * fuse-proto.ts), so that another regfs process can take it over (#19): node ids are derived
+ * from paths (node-table.ts, which also logs them), file handles carry this process's
  * generation in their high 32 bits, so a handle from an earlier process is recognised and
  * reopened by path, and `takeOver` asks the kernel (FUSE_NOTIFY_RESEND, Linux ≥ 6.9) to queue
  * again what the previous process read but never answered. Requests are idempotent for a
@@ -161,7 +161,7 @@ export class FuseSession {
           const name = P.cName(body, 0);
           const path = parent === '/' ? `/${name}` : `${parent}/${name}`;
           const st = await this.fs.getattr(path);
-          const nodeid = path === '/' ? P.FUSE_ROOT_ID : BigInt(st.ino);
+          const nodeid = nodeIdOf(path);
           await this.nodes.remember(nodeid, path);
           await this.send(h.unique, 0, P.entryOut(nodeid, st, ttl));
           return;
@@ -171,7 +171,7 @@ export class FuseSession {
         case P.Op.INTERRUPT:
           return; // no answer expected; the table keeps its paths (see NodeTable)
         case P.Op.GETATTR:
-          await this.send(h.unique, 0, P.attrOut(h.nodeid, await this.fs.getattr(await this.path(h.nodeid)), ttl));
+          await this.send(h.unique, 0, P.attrOut(await this.fs.getattr(await this.path(h.nodeid)), ttl));
           return;
         case P.Op.READLINK:
           await this.send(h.unique, 0, Buffer.from(await this.fs.readlink(await this.path(h.nodeid)), 'latin1'));

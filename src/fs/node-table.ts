@@ -1,14 +1,27 @@
+import { createHash } from 'node:crypto';
 import { appendFile, readFile } from 'node:fs/promises';
 import { SingleFlight } from '../lib/single-flight.js';
 import { FUSE_ROOT_ID } from './fuse-proto.js';
 
 /**
- * The kernel's node ids → paths (byte names) of a FUSE session regfs serves itself. A node id is
- * the node's inode number, stable for the image (#19), so the kernel's cached dentries and open
- * files stay valid in the process that takes the session over; that process learns the paths
- * from the log this table appends to before the kernel first hears of an id (one line per
- * distinct node: "<id> <hex of the path bytes>"), so a kill -9 loses none. Entries are never
- * dropped on FORGET: content is immutable and a path costs a few bytes.
+ * The node id the kernel gets for a path: the same in every process (#19), so the kernel's cached
+ * dentries and open files stay valid in the process that takes a session over, whatever order it
+ * builds its trees in. 63 bits of sha256 of the path bytes (a collision needs ~3·10⁹ paths for a
+ * one-in-a-billion chance); 0 and 1 (the root) are never given out. Hardlinks get one id per path
+ * and keep one inode number in `st_ino` (that comes from the tree).
+ */
+export function nodeIdOf(path: string): bigint {
+  if (path === '/') return FUSE_ROOT_ID;
+  const id = createHash('sha256').update(path, 'latin1').digest().readBigUInt64LE(0) >> 1n;
+  return id < 2n ? id + 2n : id;
+}
+
+/**
+ * The kernel's node ids → paths (byte names) of a FUSE session regfs serves itself. A process
+ * that takes the session over learns the paths from the log this table appends to before the
+ * kernel first hears of an id (one line per distinct node: "<id> <hex of the path bytes>"), so a
+ * kill -9 loses none. Entries are never dropped on FORGET: content is immutable and a path costs
+ * a few bytes.
  */
 export class NodeTable {
   private readonly paths = new Map<bigint, string>([[FUSE_ROOT_ID, '/']]);
