@@ -110,12 +110,11 @@ test('handover to a new process, then kill -9 and a restart: a sha256 loop over 
   await mkdir(mnt);
   const stop = join(tmp.path, 'stop');
   const holder = new FdHolder(join(tmp.path, 'holder.sock'));
-  const name = fdNameFor(mnt);
-  const args = [mnt, holder.socketPath, name, join(tmp.path, 'nodes.log')];
+  const args = [mnt, holder.socketPath, join(tmp.path, 'state')];
   const children: ChildProcess[] = [];
   let monitor: ChildProcess | undefined;
   try {
-    const a = startChild([...args, 'mount']);
+    const a = startChild(args);
     children.push(a.child);
     await waitFor('the first process', async () => a.out().includes('ready'), 20_000);
     assert.equal(await mountsAt(mnt), 1);
@@ -132,16 +131,16 @@ test('handover to a new process, then kill -9 and a restart: a sha256 loop over 
     // Reads under way through the first process before anything happens.
     await new Promise((r) => setTimeout(r, 1500));
 
-    // (a) Graceful: the new process serves alongside, the old one stops and exits, then resend.
+    // (a) Graceful: the new process serves alongside and asks the old one to hand over; once it
+    // has exited, the new one has the kernel resend what the old one left unanswered.
     const gracefulFrom = Date.now();
-    const b = startChild([...args, 'takeover']);
+    const b = startChild(args);
     children.push(b.child);
-    await waitFor('the second process', async () => b.out().includes('ready'), 20_000);
-    a.child.kill('SIGTERM');
+    await waitFor('the second process', async () => b.out().includes('ready (took over)'), 20_000);
     await a.exited;
-    b.child.kill('SIGUSR2');
-    await waitFor('the resend', async () => b.out().includes('resent'), 5000);
+    await waitFor('the resend', async () => /"handover":true,"resend":true/.test(b.out()), 5000);
     assert.equal(await mountsAt(mnt), 1);
+    assert.match(a.out(), /"why":"no descriptor kept for this mountpoint/);
     await new Promise((r) => setTimeout(r, 1500));
 
     // (b) Crash: kill -9 while reading; a new process takes the held descriptor.
@@ -150,11 +149,10 @@ test('handover to a new process, then kill -9 and a restart: a sha256 loop over 
     await b.exited;
     assert.equal(await mountsAt(mnt), 1);
     await new Promise((r) => setTimeout(r, 300));
-    const c = startChild([...args, 'takeover']);
+    const c = startChild(args);
     children.push(c.child);
-    await waitFor('the third process', async () => c.out().includes('ready'), 20_000);
-    c.child.kill('SIGUSR2');
-    await waitFor('the resend', async () => c.out().includes('resent'), 5000);
+    await waitFor('the third process', async () => c.out().includes('ready (took over)'), 20_000);
+    await waitFor('the resend', async () => /"handover":false,"resend":true/.test(c.out()), 5000);
     await new Promise((r) => setTimeout(r, 1500));
 
     const crashTo = Date.now();
@@ -179,7 +177,7 @@ test('handover to a new process, then kill -9 and a restart: a sha256 loop over 
     const conn = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').find((l) => l.split(' ')[4] === mnt)?.split(' ')[2]?.split(':')[1];
     await run('fusermount', ['-u', '-z', mnt]).catch(() => undefined);
     if (conn) await writeFile(`/sys/fs/fuse/connections/${conn}/abort`, '1').catch(() => undefined);
-    if (holder.ping() !== undefined) holder.delete(name);
+    if (holder.ping() !== undefined) holder.delete(fdNameFor(mnt));
     await tmp.cleanup();
   }
 });
