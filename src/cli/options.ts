@@ -21,7 +21,7 @@ export function withCommonOptions<T>(y: Argv<T>) {
 
 const FLAG_KEYS = [
   'cacheDir', 'cacheSize', 'chunkSize', 'platform', 'insecure', 'caFile', 'skipVerify', 'dockerConfig', 'retryBudget', 'logLevel',
-  'metrics', 'store', 'layerStore', 'prefetch', 'prefetchRate', 'index', 'allowOther', 'connections', 'control', 'idleTimeout',
+  'metrics', 'store', 'layerStore', 'prefetch', 'prefetchRate', 'index', 'allowOther', 'keepMounts', 'connections', 'control', 'idleTimeout',
 ] as const;
 
 /** Picks the config keys out of parsed argv and loads the full configuration. */

@@ -34,6 +34,7 @@ function defaults(env: NodeJS.ProcessEnv, isRoot: boolean): Record<string, unkno
     index: 'auto',
     prefetchRate: 0,
     allowOther: false,
+    keepMounts: false,
     control: undefined,
     idleTimeout: 600_000,
   };
@@ -85,6 +86,7 @@ export async function loadConfig(flags: RawConfig, env: NodeJS.ProcessEnv = proc
   const out = { ...defaults(env, isRoot), ...merged } as Record<string, unknown>;
   out['control'] ??= join(String(out['cacheDir']), 'control.sock');
   out['notifySocket'] = env['NOTIFY_SOCKET'] || undefined;
+  out['listen'] = Object.freeze({ pid: env['LISTEN_PID'], fds: env['LISTEN_FDS'], fdNames: env['LISTEN_FDNAMES'] });
   out['watchdogUsec'] = env['WATCHDOG_USEC'] && /^\d+$/.test(env['WATCHDOG_USEC']) ? Number(env['WATCHDOG_USEC']) : undefined;
   out['proxy'] = Object.freeze({
     http: env['HTTP_PROXY'] ?? env['http_proxy'],

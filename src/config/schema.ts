@@ -37,6 +37,12 @@ export interface RegfsConfig {
   /** SOCI index use (#14): `auto` uses one when found, `soci` also warns when none is, `none` never looks. */
   readonly index: 'auto' | 'soci' | 'none';
   readonly allowOther: boolean;
+  /**
+   * Mounts survive a restart, an upgrade and a crash (#19, docs/takeover.md): regfs serves the
+   * FUSE session itself (root only) and keeps its descriptor in systemd's fd store or in
+   * regfs-fd-holder; SIGUSR2 hands the mount over instead of unmounting it.
+   */
+  readonly keepMounts: boolean;
   /** Control socket of `regfs serve` (`regfs ctl` talks to it). */
   readonly control: string | undefined;
   /** Images not used for this long are forgotten by `serve` (their cache stays); ms. */
@@ -44,6 +50,8 @@ export interface RegfsConfig {
   /** From systemd's environment ($NOTIFY_SOCKET, $WATCHDOG_USEC); not settable. */
   readonly notifySocket: string | undefined;
   readonly watchdogUsec: number | undefined;
+  /** Descriptors systemd passed ($LISTEN_PID, $LISTEN_FDS, $LISTEN_FDNAMES: sd_listen_fds(3)); not settable. */
+  readonly listen: { readonly pid: string | undefined; readonly fds: string | undefined; readonly fdNames: string | undefined };
   readonly proxy: { readonly http: string | undefined; readonly https: string | undefined; readonly noProxy: string | undefined };
 }
 
@@ -160,6 +168,7 @@ export const KEYS = {
   prefetchRate: size,
   index: oneOf('auto', 'soci', 'none'),
   allowOther: bool,
+  keepMounts: bool,
   control: str,
   idleTimeout: duration,
 } satisfies Record<string, Parser>;

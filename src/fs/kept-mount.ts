@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { RegfsError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { fdNameFor, type FdKeeper } from './fd-keeper.js';
 import type { ReadOnlyFilesystem } from './filesystem.js';
@@ -45,6 +46,29 @@ async function regfsMountAt(mountpoint: string): Promise<boolean> {
   });
 }
 
+/** The state files of the kept mount at `mountpoint`. */
+function stateFiles(stateDir: string, mountpoint: string): { name: string; nodeLog: string; pidFile: string } {
+  const name = fdNameFor(mountpoint);
+  return { name, nodeLog: join(stateDir, `${name}.nodes`), pidFile: join(stateDir, `${name}.pid`) };
+}
+
+/**
+ * Asks the process serving the kept mount at `mountpoint` (its pid file), if one still runs, to
+ * hand over (SIGUSR2) and waits until it has exited: for a successor that cannot run beside it
+ * (one owner per cache dir). Until the successor serves, the kernel queues what readers ask.
+ */
+export async function retirePredecessor(stateDir: string, mountpoint: string, logger: Logger, timeoutMs = 30_000): Promise<void> {
+  const previous = Number(await readFile(stateFiles(stateDir, mountpoint).pidFile, 'utf8').catch(() => '0'));
+  if (!(previous > 0 && previous !== process.pid && isAlive(previous))) return;
+  logger.info({ mountpoint, previous }, 'asking the running regfs to hand its mount over');
+  process.kill(previous, 'SIGUSR2');
+  const until = Date.now() + timeoutMs;
+  while (isAlive(previous)) {
+    if (Date.now() > until) throw new RegfsError('ERR_TAKEOVER', `regfs pid ${previous} serving ${mountpoint} did not hand over within ${timeoutMs / 1000} s (SIGUSR2); stop it first`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /**
  * Mounts `fs` at `mountpoint` so that it survives this process (#19): takes over the live
  * session the keeper holds for the mountpoint, or mounts afresh and hands the keeper its
@@ -54,9 +78,7 @@ async function regfsMountAt(mountpoint: string): Promise<boolean> {
  */
 export async function openKeptMount(fs: ReadOnlyFilesystem, mountpoint: string, opts: KeptMountOptions): Promise<KeptMount> {
   const log = opts.logger;
-  const name = fdNameFor(mountpoint);
-  const nodeLog = join(opts.stateDir, `${name}.nodes`);
-  const pidFile = join(opts.stateDir, `${name}.pid`);
+  const { name, nodeLog, pidFile } = stateFiles(opts.stateDir, mountpoint);
   await mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
   const fds = opts.keeper.get(name);
   let session: FuseSession | undefined;

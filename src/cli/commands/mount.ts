@@ -64,6 +64,7 @@ export const mountCommand: CommandModule<object, Args> = {
       .option('prefetch', { type: 'string', choices: ['none', 'all'], describe: 'all: fetch every layer in the background once mounted [default: none]' })
       .option('prefetch-rate', { type: 'string', describe: 'bandwidth cap for --prefetch all, e.g. 20MiB (per second)' })
       .option('allow-other', { type: 'boolean', describe: 'let other users see the mount (needs user_allow_other in /etc/fuse.conf)' })
+      .option('keep-mounts', { type: 'boolean', describe: 'root: the mount survives a crash or an upgrade; a new `regfs mount` of the same path takes it over, SIGUSR2 hands it over (docs/takeover.md)' })
       .example('$0 mount localhost:5000/app:1 /mnt/app', 'mount in the foreground; Ctrl-C unmounts')
       .example('$0 mount alpine:3.19 /mnt/alpine --daemon --metrics 127.0.0.1:9100', 'mount in the background with metrics')
       .example('sha256sum /mnt/app/blobs/*', 'every blob hashes to its name')
@@ -82,7 +83,8 @@ export const mountCommand: CommandModule<object, Args> = {
     try {
       const cfg = await configFromArgv(argv as unknown as Record<string, unknown>);
       const stopped = new Promise<string>((resolve) => {
-        for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => resolve(sig));
+        // SIGUSR2: hand a kept mount over to the process that takes it (keepMounts), no unmount.
+        for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR2'] as const) process.once(sig, () => resolve(sig));
       });
       // The parent leaving (it disconnects once the mount is ready) is not a reason to stop.
       if (child) process.once('disconnect', () => {});

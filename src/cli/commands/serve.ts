@@ -14,6 +14,7 @@ export const serveCommand: CommandModule<object, { store?: string }> = {
       .option('metrics', { type: 'string', describe: 'serve Prometheus metrics and /healthz on HOST:PORT or unix:PATH' })
       .option('control', { type: 'string', describe: 'control socket for `regfs ctl` [default: <cacheDir>/control.sock]' })
       .option('allow-other', { type: 'boolean', describe: 'let other users (containers) see the store' })
+      .option('keep-mounts', { type: 'boolean', describe: 'root: the store mount survives a crash or an upgrade; a new `regfs serve` takes it over, SIGUSR2 hands it over (docs/takeover.md)' })
       .example('$0 serve --config /etc/regfs/config.yaml', 'as the systemd unit in scripts/regfs.service runs it')
       .example('ls /var/lib/regfs/store/docker.io/library/alpine/3.19/rootfs', 'resolves and mounts alpine:3.19 on first lookup')
       .example('$0 serve --store /var/lib/regfs/store --layer-store /var/lib/regfs/layers', 'podman/CRI-O start containers from regfs (README: Run containers with podman or CRI-O)') as never,
@@ -24,7 +25,8 @@ export const serveCommand: CommandModule<object, { store?: string }> = {
     process.on('SIGHUP', () => void reload?.());
     await runServe(cfg, {
       stopped: new Promise((resolve) => {
-        for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => resolve(sig));
+        // SIGUSR2: hand a kept store mount over to the process that takes it (keepMounts), no unmount.
+        for (const sig of ['SIGINT', 'SIGTERM', 'SIGUSR2'] as const) process.once(sig, () => resolve(sig));
       }),
       onReload: (h) => (reload = h),
       reloadConfig: load,
