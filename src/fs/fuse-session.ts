@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { read, write } from 'node:fs';
+import { write } from 'node:fs';
 import { constants } from 'node:os';
 import { displayName } from '../lib/byte-name.js';
 import { RegfsError } from '../lib/errors.js';
@@ -16,7 +16,7 @@ export interface SessionOptions {
   readDeadlineMs: number;
   /** Immutable content: entries and attributes may be cached this long (seconds). */
   cacheTtlS: number;
-  /** Requests read at once (each holds one libuv threadpool thread while it waits). */
+  /** Reader threads (each waits in read(2) on /dev/fuse; requests are then handled concurrently). */
   readers?: number;
 }
 
@@ -25,10 +25,6 @@ const MAX_IO = 1 << 20;
 const OWN_FH_MASK = 0xffffffffn;
 
 const errnoNum = (name: ErrnoName): number => -(constants.errno as Record<string, number>)[name]!;
-
-function readReq(fd: number, buf: Buffer): Promise<number> {
-  return new Promise((resolve, reject) => read(fd, buf, 0, buf.length, null, (e, n) => (e ? reject(e) : resolve(n))));
-}
 
 function writeReply(fd: number, buf: Buffer): Promise<void> {
   return new Promise((resolve, reject) => write(fd, buf, (e) => (e ? reject(e) : resolve())));
@@ -50,6 +46,7 @@ export class FuseSession {
   private readonly adopted = new Map<bigint, Promise<number>>();
   private readonly reads = new Map<AbortController, () => void>();
   private stopped = false;
+  private readonly readers: unknown[] = [];
   private readonly ended: Promise<void>;
   private endLoops!: () => void;
 
@@ -67,9 +64,15 @@ export class FuseSession {
     const n = this.opts.readers ?? 2;
     let running = n;
     for (let i = 0; i < n; i++) {
-      void this.loop().finally(() => {
+      const handle = fdPass().startReader(this.fd, MAX_IO + 4096, (req, errno) => {
+        if (req) {
+          if (req.length >= P.IN_HEADER_SIZE) void this.handle(req);
+          return;
+        }
+        if (errno !== constants.errno.ENODEV) this.opts.logger.warn({ errno }, 'reading /dev/fuse failed: the session ends');
         if (--running === 0) this.endLoops();
       });
+      this.readers.push(handle);
     }
   }
 
@@ -100,28 +103,9 @@ export class FuseSession {
 
   /** Stops taking requests; the descriptor stays open for whoever takes over. */
   stop(): void {
+    if (this.stopped) return;
     this.stopped = true;
-  }
-
-  private async loop(): Promise<void> {
-    const buf = Buffer.alloc(MAX_IO + 4096);
-    while (!this.stopped) {
-      let n: number;
-      try {
-        n = await readReq(this.fd, buf);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        // ENOENT: the request was interrupted before we read it. ENODEV: unmounted.
-        if (code === 'ENOENT' || code === 'EINTR' || code === 'EAGAIN') continue;
-        if (code !== 'ENODEV') this.opts.logger.warn({ err: (e as Error).message }, 'reading /dev/fuse failed: the session ends');
-        return;
-      }
-      if (this.stopped) return;
-      if (n < P.IN_HEADER_SIZE) continue;
-      // The buffer is reused by the next read: the handler gets its own copy of the request.
-      const req = Buffer.from(buf.subarray(0, n));
-      void this.handle(req);
-    }
+    for (const r of this.readers) fdPass().stopReader(r);
   }
 
   private async send(unique: bigint, error: number, payload?: Buffer): Promise<boolean> {
@@ -233,8 +217,8 @@ export class FuseSession {
           await this.send(h.unique, 0);
           return;
         case P.Op.DESTROY:
-          this.stopped = true;
           await this.send(h.unique, 0);
+          this.stop();
           return;
         default:
           await this.send(h.unique, -constants.errno.ENOSYS);

@@ -38,7 +38,7 @@ const isAlive = (pid: number): boolean => {
 };
 
 /** True when a FUSE mount of regfs sits at `mountpoint` (from mountinfo: never touches the mount). */
-async function regfsMountAt(mountpoint: string): Promise<boolean> {
+export async function regfsMountAt(mountpoint: string): Promise<boolean> {
   const lines = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n');
   return lines.some((l) => {
     const f = l.split(' ');

@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -8,7 +8,7 @@ import { fdNameFor } from '../../src/fs/fd-keeper.js';
 import { FdHolder } from '../../src/fs/fd-holder.js';
 import { longest, mountsAt, startReaders } from '../helpers/handover-readers.js';
 import { patternBytes, pushRawImage } from '../helpers/images.js';
-import { forceUnmount, makeMountpoint, type RunningMount, startMount } from '../helpers/mount.js';
+import { CLI, forceUnmount, makeMountpoint, type RunningMount, startMount } from '../helpers/mount.js';
 import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
 
@@ -38,25 +38,51 @@ after(async () => {
   await dir?.cleanup();
 });
 
-test('regfs mount --keep-mounts: a new regfs mount takes the mount over (SIGUSR2 to the old one), then kill -9 and a restart; a sha256 loop over a 100 MiB blob, a reader holding a blob open and stat every 5 ms see no error, 1 mount throughout', async () => {
-  const cache = join(dir.path, 'cache');
-  const mnt = await makeMountpoint(dir.path, 'mnt', mounts);
-  const args = ['--cache-dir', cache, '--keep-mounts', '--log-level', 'info'];
-  const running: RunningMount[] = [];
+/** A regfs process under test: `regfs mount` (RunningMount) or `regfs serve`, same shape. */
+type Proc = Pick<RunningMount, 'child' | 'stderr' | 'stop'>;
+
+async function startServe(cfgPath: string): Promise<Proc> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--config', cfgPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.once('exit', (c, sig) => r([c, sig])));
+  await waitFor('serve ready', async () => {
+    if (child.exitCode !== null) throw new Error(`serve exited (${child.exitCode}): ${err}`);
+    return out.includes('regfs: serving');
+  });
+  return {
+    child,
+    stderr: () => err,
+    stop: async (sig = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+      return exited;
+    },
+  };
+}
+
+/**
+ * The #19 scenario on a kept mount at `mnt` whose big blob is `bigPath` and slow blob `slowPath`:
+ * readers start, a second process takes over (an upgrade), that one is killed with -9, a third
+ * takes over; the readers must see no error and 1 mount throughout; a plain stop then unmounts.
+ */
+async function handoverScenario(what: string, start: () => Promise<Proc>, mnt: string, bigPath: string, slowPath: string, cache: string): Promise<void> {
+  const running: Proc[] = [];
   let readersProcess: ChildProcess | undefined;
   try {
-    const a = await startMount(ref, mnt, args);
+    const a = await start();
     running.push(a);
     assert.match(a.stderr(), /mounting afresh: no descriptor kept for this mountpoint/);
     assert.equal(await mountsAt(mnt), 1);
-    const readers = await startReaders(dir.path, mnt, join(mnt, 'blobs', digests[0]!), digests[0]!.slice('sha256:'.length), join(mnt, 'blobs', digests[1]!), slow);
+    const readers = await startReaders(dir.path, mnt, bigPath, digests[0]!.slice('sha256:'.length), slowPath, slow);
     readersProcess = readers.process;
     await new Promise((r) => setTimeout(r, 2000));
 
     // (a) An upgrade: the new process asks the old one to hand over, then serves the same mount.
     const gracefulFrom = Date.now();
     const aExit = new Promise((r) => a.child.once('exit', (code, sig) => r([code, sig])));
-    const b = await startMount(ref, mnt, args);
+    const b = await start();
     running.push(b);
     assert.deepEqual(await aExit, [0, null]);
     assert.match(a.stderr(), /handed the mount over to the next process/);
@@ -68,7 +94,7 @@ test('regfs mount --keep-mounts: a new regfs mount takes the mount over (SIGUSR2
     const crashFrom = Date.now();
     await b.stop('SIGKILL');
     assert.equal(await mountsAt(mnt), 1);
-    const c = await startMount(ref, mnt, args);
+    const c = await start();
     running.push(c);
     await waitFor('the resend', async () => /took over the live FUSE session/.test(c.stderr()), 5000);
     await new Promise((r) => setTimeout(r, 2000));
@@ -76,7 +102,7 @@ test('regfs mount --keep-mounts: a new regfs mount takes the mount over (SIGUSR2
 
     const m = await readers.stop();
     console.log(
-      `keep-mounts: sha256 passes ${m.passes}, slow reads ${m.slow_reads}, stats ${m.stats}; longest stall: handover ${longest(m.stalls, gracefulFrom, crashFrom)} ms, kill -9 + restart ${longest(m.stalls, crashFrom, crashTo)} ms`,
+      `${what}: sha256 passes ${m.passes}, slow reads ${m.slow_reads}, stats ${m.stats}; longest stall: upgrade ${longest(m.stalls, gracefulFrom, crashFrom)} ms, kill -9 + restart ${longest(m.stalls, crashFrom, crashTo)} ms`,
     );
     assert.deepEqual(m.errors, []);
     assert.equal(m.bad_passes, 0);
@@ -99,4 +125,20 @@ test('regfs mount --keep-mounts: a new regfs mount takes the mount over (SIGUSR2
     const holder = new FdHolder(join(cache, 'fd-holder.sock'));
     if (holder.ping() !== undefined) holder.delete(fdNameFor(mnt));
   }
+}
+
+test('regfs mount --keep-mounts: a new regfs mount takes the mount over (SIGUSR2 to the old one), then kill -9 and a restart; a sha256 loop over a 100 MiB blob, a reader holding a blob open and stat every 5 ms see no error, 1 mount throughout', async () => {
+  const cache = join(dir.path, 'cache-mount');
+  const mnt = await makeMountpoint(dir.path, 'mnt', mounts);
+  const args = ['--cache-dir', cache, '--keep-mounts', '--log-level', 'info'];
+  await handoverScenario('mount', () => startMount(ref, mnt, args), mnt, join(mnt, 'blobs', digests[0]!), join(mnt, 'blobs', digests[1]!), cache);
+});
+
+test('regfs serve with keepMounts: the same for the store mount; the image resolved before the handover keeps answering', async () => {
+  const cache = join(dir.path, 'cache-serve');
+  const store = await makeMountpoint(dir.path, 'store', mounts);
+  const cfgPath = join(dir.path, 'serve.yaml');
+  await writeFile(cfgPath, JSON.stringify({ store, cacheDir: cache, logLevel: 'info', keepMounts: true }));
+  const image = join(store, reg.host, 'keep/raw/v1');
+  await handoverScenario('serve', () => startServe(cfgPath), store, join(image, 'blobs', digests[0]!), join(image, 'blobs', digests[1]!), cache);
 });

@@ -94,8 +94,9 @@ export async function mountsAt(mnt: string): Promise<number> {
  * and the mount point `mnt`; `stop()` ends them and resolves with what they saw.
  */
 export async function startReaders(dir: string, mnt: string, big: string, bigSha: string, slow: string, slowBytes: Buffer): Promise<{ stop(): Promise<Monitor>; process: ChildProcess }> {
-  const stopFile = join(dir, 'readers.stop');
-  const shas = join(dir, 'slow.sha');
+  const run = `${process.pid}-${Date.now()}`;
+  const stopFile = join(dir, `readers-${run}.stop`);
+  const shas = join(dir, `slow-${run}.sha`);
   await writeFile(shas, Array.from({ length: Math.ceil(slowBytes.length / 4096) }, (_, i) => createHash('sha256').update(slowBytes.subarray(i * 4096, i * 4096 + 4096)).digest('hex')).join('\n'));
   const child = spawn('python3', ['-c', MONITOR, big, bigSha, shas, stopFile, slow, mnt], { stdio: ['ignore', 'pipe', 'inherit'] });
   let report = '';
