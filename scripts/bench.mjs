@@ -22,7 +22,7 @@ const { startStaticServer } = await H('static-server.js');
 const { startShapingProxy } = await H('shaping-proxy.js');
 const { startFaultProxy } = await H('fault-proxy.js');
 const { startTokenService } = await H('token-service.js');
-const { buildImage, pushBlob, pushImage, pushRawImage, pushManifest, patternBytes } = await H('images.js');
+const { buildImage, blobPath, describeLayout, pushBlob, pushImage, pushRawImage, pushManifest, patternBytes } = await H('images.js');
 const { startMount, forceUnmount, parsePrometheus } = await H('mount.js');
 const { tempDir, freePort } = await H('tmp.js');
 const CLI = join(ROOT, 'dist/cli/main.js');
@@ -129,6 +129,17 @@ const conv = JSON.parse((await run(convert, [join(work.path, 'rootfs.tar'), esgz
 await pushRawImage(open.url, 'bench/esgz', 'v1', [{ data: await readFile(esgzOut), mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', annotations: { 'containerd.io/snapshot/stargz/toc.digest': conv.tocDigest } }]);
 await rm(join(work.path, 'rootfs.tar'));
 
+log('converting the gzip image to zstd:chunked with skopeo');
+{
+  const zc = join(work.path, 'zc');
+  await run('skopeo', ['copy', '--quiet', '--dest-compress', '--dest-compress-format', 'zstd:chunked', `oci:${gzImage.layout}:${gzImage.tag}`, `oci:${zc}:latest`]);
+  const zcImage = await describeLayout(zc, 'latest');
+  const manifest = JSON.parse(await readFile(blobPath(zc, zcImage.manifestDigest), 'utf8'));
+  const zcLayers = await Promise.all(manifest.layers.map(async (l) => ({ data: await readFile(blobPath(zc, l.digest)), mediaType: l.mediaType, annotations: l.annotations })));
+  await pushRawImage(open.url, 'bench/zc', 'v1', zcLayers);
+  log(`zstd:chunked layer is ${(zcLayers[0].data.length / MB).toFixed(1)} MB`);
+}
+
 log('pushing a 1 GB random blob');
 const bigPath = join(work.path, 'big.bin');
 {
@@ -153,6 +164,12 @@ const bigPath = join(work.path, 'big.bin');
     config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: cfgDigest, size: config.length },
     layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: bigDigest, size: 1 << 30 }],
   }), 'application/vnd.oci.image.manifest.v1+json');
+}
+// Scenario 6's SOCI variant (#14): a SOCI-enabled image of the same gzip image, built once
+// with regfs's own `index push` (not timed: the index is built once per image, not per mount).
+if (want(6)) {
+  log('pushing a SOCI index for the gzip image (regfs index push --tag soci)');
+  await run(join(ROOT, 'dist/cli/main.js'), ['index', 'push', `${open.host}/bench/gz`, '--tag', 'soci', '--cache-dir', join(work.path, 'cache-soci-build'), '--log-level', 'warn']);
 }
 // A local copy of the layer for the cat/fio baselines.
 const localLayer = join(work.path, 'layer.local');
@@ -293,7 +310,7 @@ for (const profile of PROFILES) {
 
   // 6: first bytes of a fresh mount vs a full pull.
   if (want(6)) {
-    const pull = [], esgz = [], gz = [];
+    const pull = [], esgz = [], gz = [], zc = [], soci = [], sociBytes = [];
     for (let i = 0; i < RUNS; i++) {
       const dest = join(work.path, `pull${i}`);
       await dropCaches();
@@ -304,17 +321,22 @@ for (const profile of PROFILES) {
       }));
       await rm(dest, { recursive: true, force: true });
       await rm(`${dest}-bundle`, { recursive: true, force: true });
-      for (const [ref, out] of [[`${ep.registry}/bench/esgz:v1`, esgz], [gzRef, gz]]) {
+      for (const [ref, out, bytes] of [[`${ep.registry}/bench/esgz:v1`, esgz], [`${ep.registry}/bench/zc:v1`, zc], [gzRef, gz], [`${ep.registry}/bench/gz:soci`, soci, sociBytes]]) {
         await dropCaches();
         const t0 = performance.now();
-        await withMount(ref, [], async ({ mnt }) => {
+        await withMount(ref, [], async ({ mnt, metrics }) => {
           await sh(`cat '${mnt}/rootfs/usr/bin/bash' '${mnt}/rootfs/etc/os-release' > /dev/null`);
           out.push((performance.now() - t0) / 1000);
+          bytes?.push(((await metrics()).get('regfs_fetched_bytes_total') ?? 0) / MB);
         });
       }
     }
     record('6 bash + os-release from a fresh eStargz mount ÷ full pull', profile, 'seconds', esgz, pull, 's', atMost(0.1), false);
     record('6 bash + os-release from a fresh gzip mount ÷ full pull', profile, 'seconds', gz, pull, 's', undefined, false);
+    record('6 bash + os-release from a fresh gzip mount with a SOCI index ÷ full pull', profile, 'seconds', soci, pull, 's', atMost(0.15), false);
+    record('6 SOCI mount: bytes fetched (all blobs, zTOC included)', profile, 'MB', sociBytes, undefined, 'MB');
+    record('6 bash + os-release from a fresh zstd:chunked mount ÷ full pull', profile, 'seconds', zc, pull, 's', atMost(0.1), false);
+    record('6 bash + os-release: fresh zstd:chunked mount ÷ fresh eStargz mount', profile, 'seconds', zc, esgz, 's', undefined, false);
   }
 
   // 7: rclone mount of the same blob over plain HTTP, vfs-cache-mode full.

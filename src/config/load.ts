@@ -1,43 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../lib/errors.js';
-import { type ConfigKey, KEYS, type RegfsConfig } from './schema.js';
+import { type ConfigKey, type DefaultContext, type RegfsConfig, SCHEMA, type ValueOf, envName, flagName } from './schema.js';
 
-export type RawConfig = Partial<Record<ConfigKey, unknown>> & { config?: string | undefined };
+/** Values as given on the command line (yargs, camelCase keys), plus `--config`. */
+export type RawConfig = { [K in ConfigKey]?: unknown } & { config?: string | undefined };
 
-function envName(key: string): string {
-  return `REGFS_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
-}
+const KEYS = Object.keys(SCHEMA) as ConfigKey[];
 
-function defaults(env: NodeJS.ProcessEnv, isRoot: boolean): Record<string, unknown> {
-  const xdg = env['XDG_CACHE_HOME'] || join(env['HOME'] || homedir(), '.cache');
-  const dockerDir = env['DOCKER_CONFIG'] || join(env['HOME'] || homedir(), '.docker');
-  return {
-    cacheDir: isRoot ? '/var/cache/regfs' : join(xdg, 'regfs'),
-    cacheSize: 10 * 1024 ** 3,
-    chunkSize: 1024 * 1024,
-    platform: undefined,
-    logLevel: 'info',
-    metrics: undefined,
-    store: undefined,
-    layerStore: undefined,
-    registries: {},
-    dockerConfig: join(dockerDir, 'config.json'),
-    insecure: [],
-    caFile: undefined,
-    skipVerify: false,
-    retryBudget: 30_000,
-    connections: 16,
-    prefetch: 'none',
-    index: 'auto',
-    prefetchRate: 0,
-    allowOther: false,
-    keepMounts: false,
-    control: undefined,
-    idleTimeout: 600_000,
-  };
+function isKey(k: string): k is ConfigKey {
+  return Object.hasOwn(SCHEMA, k);
 }
 
 async function readConfigFile(path: string): Promise<Record<string, unknown>> {
@@ -59,41 +32,58 @@ async function readConfigFile(path: string): Promise<Record<string, unknown>> {
   return parsed as Record<string, unknown>;
 }
 
+/** One source's values, each key checked to exist and parsed as that source names it. */
+function fromSource(values: Record<string, unknown>, where: 'flags' | 'env' | string): Map<ConfigKey, unknown> {
+  const out = new Map<ConfigKey, unknown>();
+  for (const [k, v] of Object.entries(values)) {
+    if (v === undefined) continue;
+    if (!isKey(k)) throw new ConfigError(`unknown key ${JSON.stringify(k)} in ${where} (known: ${KEYS.join(', ')})`);
+    out.set(k, SCHEMA[k].parse(v, where === 'flags' ? `--${flagName(k)}` : where === 'env' ? envName(k) : k));
+  }
+  return out;
+}
+
+/** The key's value from the first source that has it, else its default (parsed like any value). */
+function resolveKey<K extends ConfigKey>(k: K, sources: Map<ConfigKey, unknown>[], ctx: DefaultContext): ValueOf<(typeof SCHEMA)[K]> {
+  for (const s of sources) if (s.has(k)) return s.get(k) as ValueOf<(typeof SCHEMA)[K]>;
+  const spec: (typeof SCHEMA)[ConfigKey] = SCHEMA[k];
+  if (spec.optional) return undefined as ValueOf<(typeof SCHEMA)[K]>;
+  const d = spec.default;
+  return (typeof d === 'function' ? d(ctx) : spec.parse(d, `the default of ${k}`)) as ValueOf<(typeof SCHEMA)[K]>;
+}
+
 /**
- * defaults ← config file ← REGFS_* env ← flags, each value validated by the same parser, the
- * result frozen. The only place regfs reads process.env.
+ * flags > REGFS_* env > config file > defaults, every value checked by its key's parser once, the
+ * result frozen. Throws a ConfigError naming the key (as the user wrote it) on the first bad or
+ * unknown one — call it before detaching (`mount --daemon`) to report mistakes in the foreground.
+ * The only place regfs reads process.env.
  */
 export async function loadConfig(flags: RawConfig, env: NodeJS.ProcessEnv = process.env, isRoot = process.getuid?.() === 0): Promise<RegfsConfig> {
-  const merged: Record<string, unknown> = {};
-  const set = (source: Record<string, unknown>, where: string): void => {
-    for (const [k, v] of Object.entries(source)) {
-      if (v === undefined) continue;
-      const parser = KEYS[k as ConfigKey];
-      if (!parser) throw new ConfigError(`unknown key ${JSON.stringify(k)} in ${where} (known: ${Object.keys(KEYS).join(', ')})`);
-      merged[k] = parser(v, where === 'flags' ? `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` : where === 'env' ? envName(k) : k);
-    }
-  };
-  const configPath = flags.config ?? env['REGFS_CONFIG'];
-  if (configPath) set(await readConfigFile(configPath), `config file ${configPath}`);
-  const fromEnv: Record<string, unknown> = {};
-  for (const k of Object.keys(KEYS)) {
+  const { config: configFlag, ...flagValues } = flags;
+  const configPath = configFlag ?? env['REGFS_CONFIG'];
+  const file = configPath ? fromSource(await readConfigFile(configPath), `config file ${configPath}`) : new Map<ConfigKey, unknown>();
+  const envValues: Record<string, unknown> = {};
+  for (const k of KEYS) {
     const v = env[envName(k)];
-    if (v !== undefined && v !== '' && k !== 'registries') fromEnv[k] = v;
+    if (SCHEMA[k].env !== false && v !== undefined && v !== '') envValues[k] = v;
   }
-  set(fromEnv, 'env');
-  const { config: _ignored, ...flagValues } = flags;
-  set(flagValues, 'flags');
-  const out = { ...defaults(env, isRoot), ...merged } as Record<string, unknown>;
-  out['control'] ??= join(String(out['cacheDir']), 'control.sock');
-  out['notifySocket'] = env['NOTIFY_SOCKET'] || undefined;
-  out['listen'] = Object.freeze({ pid: env['LISTEN_PID'], fds: env['LISTEN_FDS'], fdNames: env['LISTEN_FDNAMES'] });
-  out['watchdogUsec'] = env['WATCHDOG_USEC'] && /^\d+$/.test(env['WATCHDOG_USEC']) ? Number(env['WATCHDOG_USEC']) : undefined;
-  out['proxy'] = Object.freeze({
-    http: env['HTTP_PROXY'] ?? env['http_proxy'],
-    https: env['HTTPS_PROXY'] ?? env['https_proxy'],
-    noProxy: env['NO_PROXY'] ?? env['no_proxy'],
-  });
-  return Object.freeze(out) as unknown as RegfsConfig;
+  const sources = [fromSource(flagValues, 'flags'), fromSource(envValues, 'env'), file];
+  const resolved: Record<string, unknown> = {};
+  const ctx: DefaultContext = { isRoot, env, home: env['HOME'] || homedir(), resolved };
+  for (const k of KEYS) resolved[k] = resolveKey(k, sources, ctx);
+  const watchdog = env['WATCHDOG_USEC'];
+  const cfg: RegfsConfig = {
+    ...(resolved as { [K in ConfigKey]: ValueOf<(typeof SCHEMA)[K]> }),
+    notifySocket: env['NOTIFY_SOCKET'] || undefined,
+    watchdogUsec: watchdog && /^\d+$/.test(watchdog) ? Number(watchdog) : undefined,
+    listen: Object.freeze({ pid: env['LISTEN_PID'], fds: env['LISTEN_FDS'], fdNames: env['LISTEN_FDNAMES'] }),
+    proxy: Object.freeze({
+      http: env['HTTP_PROXY'] ?? env['http_proxy'],
+      https: env['HTTPS_PROXY'] ?? env['https_proxy'],
+      noProxy: env['NO_PROXY'] ?? env['no_proxy'],
+    }),
+  };
+  return Object.freeze(cfg);
 }
 
 export type { RegfsConfig, RegistrySettings } from './schema.js';

@@ -76,6 +76,7 @@ export class StoreUnmountedError extends RegfsError {
 export async function runDaemon(cfg: RegfsConfig, opts: DaemonOptions, present: (ctx: DaemonContext) => Promise<Presentation>): Promise<StopReason> {
   const logger = createLogger(cfg.logLevel);
   const scope = new Scope(logger);
+  void opts.signals.then((signal) => scope.stop({ kind: 'signal', signal }));
   try {
     const metrics = await createMetrics(opts.alwaysMetrics || cfg.metrics !== undefined);
     const fuseAdapter = await loadFuseAdapter();
@@ -90,6 +91,11 @@ export async function runDaemon(cfg: RegfsConfig, opts: DaemonOptions, present: 
     const platform = cfg.platform ? parsePlatform(cfg.platform) : hostPlatform();
     const ctx: DaemonContext = { cfg, scope, logger, metrics, registry, data, platform, mountpoint };
     const presentation = await present(ctx);
+    if (scope.reason) {
+      // Stopped while starting (a signal during a long resolve): no reason to mount at all.
+      logger.info({ reason: scope.reason.kind }, 'stopping before the mount');
+      return scope.reason;
+    }
 
     let mount: FuseMount | undefined;
     metrics.attach({ reader: () => data.reader.counters, cache: () => data.store.counters, readsInFlight: () => mount?.inFlight ?? 0 });
@@ -136,7 +142,6 @@ export async function runDaemon(cfg: RegfsConfig, opts: DaemonOptions, present: 
     } else {
       logger.warn({ mountpoint }, 'the mount is not in /proc/self/mountinfo; an unmount from outside will not stop the daemon');
     }
-    void opts.signals.then((signal) => scope.stop({ kind: 'signal', signal }));
     opts.onReady(await presentation.mounted({ metricsAddress }), { mountpoint, metrics: metricsAddress });
 
     const reason = await scope.stopped;

@@ -6,7 +6,7 @@ import { RegfsError } from '../lib/errors.js';
 
 const run = promisify(execFile);
 
-export class MountpointError extends RegfsError {
+class MountpointError extends RegfsError {
   constructor(path: string, why: string) {
     super('ERR_MOUNTPOINT', `mountpoint ${path}: ${why}`);
   }
@@ -33,7 +33,7 @@ async function mountInfo(): Promise<MountInfoEntry[]> {
 }
 
 /** The fuse mounts at `path` according to the kernel (/proc/self/mountinfo), fstype included. */
-export async function mountsAt(path: string): Promise<string[]> {
+async function mountsAt(path: string): Promise<string[]> {
   const abs = resolve(path);
   return (await mountInfo()).filter((m) => m.mountpoint === abs).map((m) => m.fstype);
 }
@@ -52,7 +52,7 @@ export async function mountIdExists(id: number): Promise<boolean> {
 }
 
 /** A FUSE mount whose daemon died answers ENOTCONN ("Transport endpoint is not connected"). */
-export async function isDeadMount(path: string): Promise<boolean> {
+async function isDeadMount(path: string): Promise<boolean> {
   try {
     await stat(path);
     return false;

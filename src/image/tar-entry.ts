@@ -66,7 +66,6 @@ function decimal(v: Buffer | undefined): number | undefined {
  * nothing is lost or merged.
  */
 export class TarEntryAssembler {
-  private global = new Map<ByteName, Buffer>();
   private pending: PaxRecord[] = [];
   private longName: ByteName | undefined;
   private longLink: ByteName | undefined;
@@ -83,7 +82,11 @@ export class TarEntryAssembler {
         this.pending.push(...parsePax(data ?? new Uint8Array()));
         return undefined;
       case 'pax-global':
-        for (const r of parsePax(data ?? new Uint8Array())) this.global.set(r.key, r.value);
+        // Parsed (a malformed one is still a bad tar) but not applied: Go's archive/tar hands a
+        // global header to its caller as an entry of its own, which Docker and containerd skip
+        // ("PAX Global Extended Headers found and ignored"; umoci 0.4.7 refuses the layer), so
+        // its records change no file in a container runtime. git archive writes one per tar.
+        parsePax(data ?? new Uint8Array());
         return undefined;
       case 'gnu-longname':
         this.longName = cString(data);
@@ -94,8 +97,7 @@ export class TarEntryAssembler {
       default:
         break;
     }
-    const pax = new Map(this.global);
-    for (const r of this.pending) pax.set(r.key, r.value);
+    const pax = new Map(this.pending.map((r) => [r.key, r.value]));
     const sparse = paxSparse(this.pending);
     const longName = this.longName;
     const longLink = this.longLink;
@@ -106,7 +108,7 @@ export class TarEntryAssembler {
     const name = sparse?.name ?? (paxName ? byteName(paxName) : undefined) ?? longName ?? h.name;
     const linkname = (paxLink ? byteName(paxLink) : undefined) ?? longLink ?? h.linkname;
     let xattrs: Map<ByteName, Buffer> | undefined;
-    // The member's own records override the global ones; within one header the last record wins.
+    // Within one header the last record of a keyword wins.
     for (const [k, v] of pax) if (k.startsWith(XATTR) && k.length > XATTR.length) (xattrs ??= new Map()).set(k.slice(XATTR.length), v);
 
     const storedSize = this.storedSizeWith(h, pax);
@@ -154,9 +156,7 @@ export class TarEntryAssembler {
   /** Size of the data that follows a header in the stream (PAX `size` may override it). */
   dataSize(h: RawHeader): number {
     if (TarEntryAssembler.needsData(h)) return h.size;
-    const pax = new Map(this.global);
-    for (const r of this.pending) pax.set(r.key, r.value);
-    return this.storedSizeWith(h, pax);
+    return this.storedSizeWith(h, new Map(this.pending.map((r) => [r.key, r.value])));
   }
 
   private storedSizeWith(h: RawHeader, pax: Map<ByteName, Buffer>): number {

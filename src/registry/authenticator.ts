@@ -10,7 +10,8 @@ type HostScheme =
 
 export interface AuthenticatorDeps {
   credentials: CredentialProvider;
-  tokens: TokenClient;
+  /** The token service client (its `fetch` is all the authenticator needs; tests hand in a counting one). */
+  tokens: Pick<TokenClient, 'fetch'>;
   /** Static bearer tokens per registry host (`registries.<host>.token`). */
   staticTokens?: Readonly<Record<string, string>>;
   onTokenFetched?: (host: string) => void;

@@ -26,15 +26,15 @@ function codeOf(e: unknown): string | undefined {
  * setup: permanent, so a mount fails at once instead of retrying for the whole budget. Once it has
  * answered, the same errors mean a registry restarting or a network blip: transient, retried.
  */
-export function networkError(host: string, url: string, e: unknown, answeredBefore: boolean): NetworkError | undefined {
+export function networkError(host: string, url: string, e: unknown, answeredBefore: boolean, role: 'registry' | 'token service' = 'registry'): NetworkError | undefined {
   const code = codeOf(e);
   if (code === undefined) return undefined;
   const ctx = { url, cause: e };
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME' || code === 'EAI_FAIL') {
-    return new NetworkError('ERR_DNS', host, `cannot resolve registry host ${hostname(host)} (${code}): check the image reference and this machine's DNS`, ctx, !answeredBefore && code !== 'EAI_AGAIN');
+    return new NetworkError('ERR_DNS', host, `cannot resolve ${role} host ${hostname(host)} (${code}): check ${role === 'registry' ? 'the image reference' : 'the realm the registry names'} and this machine's DNS`, ctx, !answeredBefore && code !== 'EAI_AGAIN');
   }
   if (code === 'ECONNREFUSED') {
-    return new NetworkError('ERR_CONNECT', host, `${host} refused the connection: is the registry running, and is the port right?`, ctx, !answeredBefore);
+    return new NetworkError('ERR_CONNECT', host, `${host} refused the connection: is the ${role} running, and is the port right?`, ctx, !answeredBefore);
   }
   if (NOT_TLS.has(code)) {
     return new NetworkError('ERR_TLS', host, `${host} did not answer TLS; if it serves plain HTTP, use --insecure ${host}`, ctx, true);

@@ -22,6 +22,20 @@ const PATH_COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG_RE = /^[\w][\w.-]{0,127}$/;
 const NAME_TOTAL_LENGTH_MAX = 255;
 
+/** `host[:port]` as a reference's registry part may be (distribution's domain grammar). */
+export function isRegistryHost(s: string): boolean {
+  return DOMAIN_RE.test(s);
+}
+
+/** One `/`-separated component of a repository path: lowercase, with `.`, `_`, `__`, `-` between. */
+export function isRepositoryComponent(s: string): boolean {
+  return PATH_COMPONENT_RE.test(s);
+}
+
+export function isTag(s: string): boolean {
+  return TAG_RE.test(s);
+}
+
 export const DOCKER_HUB = 'docker.io';
 const DOCKER_HUB_ENDPOINT = 'registry-1.docker.io';
 

@@ -8,7 +8,6 @@ export interface RetryPolicy {
   readonly maxDelayMs: number;
 }
 
-export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({ budgetMs: 30_000, baseDelayMs: 100, maxDelayMs: 4_000 });
 
 /** "Full jitter" (AWS architecture blog): spreads a thundering herd of retries evenly. */
 export function backoffDelay(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {

@@ -3,6 +3,7 @@ import { AuthError, HttpStatusError } from '../lib/errors.js';
 import { redactUrl } from '../lib/redact.js';
 import { readBounded } from './bounded-body.js';
 import type { Credential } from './credentials.js';
+import { networkError } from './network-error.js';
 import { parseRetryAfter } from './retry.js';
 
 export interface TokenRequest {
@@ -37,6 +38,9 @@ export interface TokenClientDeps {
  */
 export class TokenClient {
   private readonly methodByHost = new Map<string, 'POST' | 'GET'>();
+
+  /** Token hosts that have answered at least once: their connection errors are worth retrying. */
+  private readonly answered = new Set<string>();
 
   constructor(private readonly deps: TokenClientDeps) {}
 
@@ -97,11 +101,12 @@ export class TokenClient {
         headersTimeout: this.deps.headersTimeoutMs,
         bodyTimeout: this.deps.bodyTimeoutMs,
       });
+      this.answered.add(realm.host);
       this.deps.onFetch?.(realm.host, method, res.statusCode);
       return res;
     } catch (e) {
       this.deps.onFetch?.(realm.host, method, 'error');
-      throw e;
+      throw networkError(realm.host, redactUrl(url), e, this.answered.has(realm.host), 'token service') ?? e;
     }
   }
 

@@ -33,7 +33,7 @@ export function toFsTree(root: ImageNode, inodes: InodeAllocator, contentOf: (n:
       mtimeMs: n.mtimeMs,
       nlink: n.type === 'dir' ? 2 : 1,
       rdev: kind === 'chardev' || kind === 'blockdev' ? makedev(n.devmajor, n.devminor) : 0,
-      size: n.type === 'dir' ? 4096 : n.type === 'file' ? n.size : n.type === 'symlink' ? Buffer.byteLength(n.linkname) : 0,
+      size: n.type === 'dir' ? 4096 : n.type === 'file' ? n.size : n.type === 'symlink' ? n.linkname.length : 0,
     };
     if (n.xattrs.size) node.xattrs = n.xattrs;
     if (n.type === 'symlink') node.target = n.linkname;

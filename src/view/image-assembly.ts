@@ -92,6 +92,15 @@ export function assembleImage(img: ResolvedImage, source: BlobReader, deps: Asse
       },
     }, formats),
   );
+  // A SOCI layer's first lookup needs its zTOC, the layer's first bytes (the TOC is checked
+  // against the first tar header) and its last bytes (the eStargz footer probe, tried first):
+  // ask for all three now, in parallel, instead of one after another at the first `ls` (#14).
+  for (const l of img.manifest.layers) {
+    const z = ztocs.get(l.digest);
+    if (!z) continue;
+    const warm = [deps.reader.prefetch(z.digest, 0, z.size, z.size), deps.reader.prefetch(l.digest, 0, 64 * 1024, l.size), deps.reader.prefetch(l.digest, Math.max(0, l.size - 64), 64, l.size)];
+    for (const w of warm) w.catch(() => {}); // a failure shows again, and is reported, when the layer is opened
+  }
   addImageTrees(root, new ImageTrees(layers, (layer, p) => deps.logger.warn({ layer, entry: p.path }, p.why)), deps.inodes, deps.imageDir);
   return { root, layers };
 }

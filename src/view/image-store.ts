@@ -2,16 +2,12 @@ import { join } from 'node:path';
 import { type FsNode, type InodeAllocator, makeDir } from '../fs/node.js';
 import type { Layer } from '../image/layer.js';
 import type { BlobReader } from '../lib/blob-reader.js';
-import { AuthError, NotFoundError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { type ImageReference, type ResolvedImage, parseReference } from '../registry/index.js';
 import { type AssemblyDeps, assembleImage } from './image-assembly.js';
 import type { ImageRecords } from './image-records.js';
+import { isStoreRegistry, meansNoSuchImage, storeNameCandidates } from './store-names.js';
 
-const HOST_RE = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[a-fA-F0-9:]+\])(?::\d+)?$/;
-const COMPONENT_RE = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const TAG_RE = /^[\w][\w.-]{0,127}$/;
-const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 
 export interface StoredImage {
   ref: ImageReference;
@@ -43,7 +39,7 @@ export class ImageStore {
 
   constructor(private readonly deps: ImageStoreDeps) {
     this.root = makeDir(1, { mode: 0o555 });
-    this.root.resolve = async (name) => (HOST_RE.test(name) ? this.namespace(this.root, name, name, []) : undefined);
+    this.root.resolve = async (name) => (isStoreRegistry(name) ? this.namespace(this.root, name, name, []) : undefined);
   }
 
   /** Re-creates images seen before the restart, from their records: they list with no network. */
@@ -111,30 +107,18 @@ export class ImageStore {
   }
 
   private async resolveName(dir: FsNode, registry: string, path: string[], name: string): Promise<FsNode | undefined> {
-    if (path.length > 0 && (TAG_RE.test(name) || DIGEST_RE.test(name))) {
-      const refText = `${registry}/${path.join('/')}${DIGEST_RE.test(name) ? '@' : ':'}${name}`;
-      let ref: ImageReference | undefined;
+    const { image: ref, component } = storeNameCandidates(registry, path, name);
+    if (ref) {
       try {
-        ref = parseReference(refText);
-      } catch {
-        ref = undefined;
-      }
-      if (ref) {
-        try {
-          const img = await this.deps.resolve(ref);
-          await this.deps.records.save(img).catch((e: Error) => this.deps.log.warn({ ref: ref!.canonical, err: e.message }, 'cannot save the image record'));
-          return this.attach(ref, img, [registry, ...path, name], false).node;
-        } catch (e) {
-          // No such manifest (registries with token auth often say so with a 401 for a repository
-          // that does not exist): the name may be a deeper part of a repository path. Anything
-          // else (network, 5xx) is an error for the caller, not an empty directory.
-          const scopeOnly = e instanceof AuthError && !e.credentialsRejected;
-          if (!(e instanceof NotFoundError) && !scopeOnly) throw e;
-          this.deps.log.debug({ ref: refText, err: (e as Error).message }, 'not an image; trying as a repository component');
-        }
+        const img = await this.deps.resolve(ref);
+        await this.deps.records.save(img).catch((e: Error) => this.deps.log.warn({ ref: ref.canonical, err: e.message }, 'cannot save the image record'));
+        return this.attach(ref, img, [registry, ...path, name], false).node;
+      } catch (e) {
+        if (!meansNoSuchImage(e)) throw e;
+        this.deps.log.debug({ ref: ref.canonical, err: (e as Error).message }, 'not an image; trying as a repository component');
       }
     }
-    return COMPONENT_RE.test(name) ? this.namespace(dir, name, registry, [...path, name]) : undefined;
+    return component ? this.namespace(dir, name, registry, [...path, name]) : undefined;
   }
 
   /** Puts an image node into the tree at `path`, creating the directories above it. */

@@ -24,13 +24,16 @@ export interface LayerInUse {
   uses: number;
 }
 
-/** Base64 text that may continue after a `/` (StdEncoding's alphabet, padding only at the end). */
-const B64_PART_RE = /^(?=.)[A-Za-z0-9+]*={0,2}$/;
 /** References are at most 255 + tag + digest characters; their base64 is shorter than this. */
 const MAX_B64 = 1024;
 
+/**
+ * The reference a directory name encodes (Go's base64.StdEncoding, canonical only). The name is a
+ * single path component: StdEncoding writes `/` only for a 6-bit group of 63, which ASCII text
+ * yields only from `?` or DEL as the third byte of a group — never in a valid reference.
+ */
 function decodeRef(b64: string): ImageReference | undefined {
-  if (b64.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return undefined;
+  if (b64.length > MAX_B64 || b64.length % 4 !== 0 || !/^[A-Za-z0-9+]+={0,2}$/.test(b64)) return undefined;
   const bytes = Buffer.from(b64, 'base64');
   if (bytes.toString('base64') !== b64) return undefined;
   try {
@@ -52,10 +55,6 @@ function decodeRef(b64: string): ImageReference | undefined {
  * Use counting follows overlay.go: creating `<layer>/use` marks a use, rmdir of `<layer>` a
  * release; both answer ENOENT, which tells containers/storage the store counts them. An image
  * with a layer in use is never forgotten by the idle sweep (`inUse`).
- *
- * The ref's base64 may contain `/` (StdEncoding), which splits it into several path components:
- * each component is a directory that continues the text, and a digest below text that decodes to
- * a reference is the layer.
  */
 export class LayerStore {
   readonly root: FsNode;
@@ -65,7 +64,7 @@ export class LayerStore {
 
   constructor(private readonly deps: LayerStoreDeps) {
     this.root = makeDir(1, { mode: 0o555 });
-    this.root.resolve = async (name) => this.refText(name);
+    this.root.resolve = async (name) => this.refDir(name);
   }
 
   /** True while containers/storage holds a layer of `canonical` (a use not yet released). */
@@ -81,29 +80,24 @@ export class LayerStore {
     return out;
   }
 
-  private refText(text: string): FsNode | undefined {
-    if (text.length > MAX_B64 || !B64_PART_RE.test(text.slice(text.lastIndexOf('/') + 1))) return undefined;
+  /** `<root>/<base64 ref>/`: no network until a layer is looked up in it. */
+  private refDir(name: string): FsNode | undefined {
+    const ref = decodeRef(name);
+    if (!ref) return undefined;
     const dir = makeDir(this.deps.inodes.allocate(), { mode: 0o555 });
-    const ref = decodeRef(text);
     // One resolution per reference directory; a failed one is tried again by the next lookup.
     let image: Promise<StoredImage | undefined> | undefined;
     const open = (): Promise<StoredImage | undefined> => {
-      image ??= this.openWithin(ref!).then((s) => {
+      image ??= this.openWithin(ref).then((s) => {
         if (!s) image = undefined;
         return s;
       });
       return image;
     };
-    dir.resolve = async (name) => {
-      if (ref && isDigest(name)) return this.layerDir(ref, await open(), name);
-      // `/` inside the base64: the name continues the reference's text.
-      return text.endsWith('=') ? undefined : this.refText(`${text}/${name}`);
+    dir.resolve = async (key) => (isDigest(key) ? this.layerDir(await open(), key) : undefined);
+    dir.onRemoveChild = (key) => {
+      if (isDigest(key)) void open().then((s) => s && this.count(s, key, -1));
     };
-    if (ref) {
-      dir.onRemoveChild = (name) => {
-        if (isDigest(name)) void open().then((s) => s && this.count(s, name, -1));
-      };
-    }
     return dir;
   }
 
@@ -134,7 +128,7 @@ export class LayerStore {
     return byToc >= 0 ? { index: byToc, by: 'toc' } : undefined;
   }
 
-  private layerDir(ref: ImageReference, s: StoredImage | undefined, key: string): FsNode | undefined {
+  private layerDir(s: StoredImage | undefined, key: string): FsNode | undefined {
     if (!s) return undefined;
     const found = this.layerIndex(s, key);
     if (!found) return undefined;

@@ -177,7 +177,8 @@ l('loop2', tarfile.SYMTYPE, 'loop1')
   const garbage = Buffer.concat([Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]), patternBytes(100_000, 5)]);
   const full = gzipSync(await craftTar(`${PY_HELPERS}\nimport os\nf('big', os.urandom(300000))\n`));
   const truncated = full.subarray(0, full.length - 2000);
-  const zstd = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]);
+  // A compression regfs does not serve (zstd is served since #17; garbage zstd is covered in zstd.test.ts).
+  const bzip2 = Buffer.from('BZh91AY&SY', 'latin1');
   const img = await pushRawImage(reg.url, 'e2e/hostile', 'v1', [
     { data: good, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' },
     { data: hostileTar, mediaType: 'application/vnd.oci.image.layer.v1.tar' },
@@ -186,7 +187,7 @@ l('loop2', tarfile.SYMTYPE, 'loop1')
     { data: good, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' },
     { data: garbage, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' },
     { data: truncated, mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip' },
-    { data: zstd, mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd' },
+    { data: bzip2, mediaType: 'application/vnd.oci.image.layer.v1.tar+bzip2' },
   ]);
   const mnt = await mountpoint('hostile');
   const m = await startMount(`${proxy.host}/e2e/hostile:v1`, mnt, ['--cache-dir', join(dir.path, 'cache-hostile'), '--log-level', 'warn']);
@@ -212,12 +213,13 @@ l('loop2', tarfile.SYMTYPE, 'loop1')
     await assert.rejects(readdir(l1!), /EIO/);
     await assert.rejects(readdir(l2!), /EIO/);
     await assert.rejects(readdir(l3!), /ENOTSUP|EOPNOTSUPP/, 'an unsupported layer format is "operation not supported", not damaged data');
-    await assert.rejects(readdir(join(mnt2, 'rootfs')), /EIO/);
+    // rootfs needs every layer; which failure settles first (damaged → EIO, unsupported → ENOTSUP) is a race.
+    await assert.rejects(readdir(join(mnt2, 'rootfs')), /EIO|ENOTSUP|EOPNOTSUPP/);
     // Still up, and the raw blobs are still there.
     assert.equal((await readdir(join(mnt2, 'blobs'))).length, 5);
     await waitForMatch(() => m2.stderr(), new RegExp(`layer ${bad.layers[1]!.digest}: (corrupt deflate data|gzip CRC)`));
     await waitForMatch(() => m2.stderr(), new RegExp(`layer ${bad.layers[2]!.digest}: gzip stream truncated`));
-    await waitForMatch(() => m2.stderr(), /unsupported layer media type \\"application\/vnd.oci.image.layer.v1.tar\+zstd\\"/);
+    await waitForMatch(() => m2.stderr(), /unsupported layer media type \\"application\/vnd.oci.image.layer.v1.tar\+bzip2\\"/);
   } finally {
     assert.deepEqual(await m2.stop(), [0, null]);
   }

@@ -87,6 +87,22 @@ test('at mount time, an unknown host, TLS spoken to a plain-HTTP registry and a 
   assertOneLine(refused, `regfs: 127.0.0.1:${port} refused the connection: is the registry running, and is the port right? [ERR_CONNECT]`, 'connection refused');
 });
 
+test('a working mount keeps retrying a registry that refuses connections: a cold read started while it is down for 2 s returns exact bytes', async () => {
+  const mnt = await makeMountpoint(dir.path, 'retry', mounts);
+  const m = await startMount(`${reg.host}/net/raw:v1`, mnt, ['--cache-dir', join(dir.path, 'cache-retry'), '--log-level', 'warn']);
+  try {
+    const layer = (await run('sh', ['-c', `ls -S ${join(mnt, 'blobs')} | head -1`])).stdout.trim();
+    await reg.kill();
+    const read = run('sh', ['-c', `dd if=${join(mnt, 'blobs', layer)} bs=1M count=1 skip=40 status=none | sha256sum`]);
+    await new Promise((r) => setTimeout(r, 2000));
+    await reg.restart();
+    const { stdout } = await read;
+    assert.equal(stdout.split(' ')[0], createHash('sha256').update(LAYER.subarray(40 << 20, 41 << 20)).digest('hex'));
+  } finally {
+    assert.deepEqual(await m.stop(), [0, null]);
+  }
+});
+
 test('origin lost mid-read (cached redirect now 404s, registry refusing): a 4 MiB dd of 32 FUSE requests at an uncached offset gets EIO within the 10 s budget + 5 s', async () => {
   const mnt = await makeMountpoint(dir.path, 'lost', mounts);
   const m = await startMount(`${reg.host}/net/raw:v1`, mnt, ['--cache-dir', join(dir.path, 'cache-lost'), '--retry-budget', '10s', '--log-level', 'warn']);

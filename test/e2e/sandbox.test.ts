@@ -47,16 +47,16 @@ test('bwrap over <mnt>/rootfs runs the image\'s /bin/sh with /dev/null usable an
 });
 
 test('an overlay of layers/ in manifest order with a writable upper dir: the whiteout holds, writes land in the upper dir only', async () => {
-  // The order top layer first, ':' escaped. `<mnt>/lowerdir` (#11) gives it ready-made; until that
-  // file is on main, the test computes it from the manifest and checks the file when it is there.
+  // The README recipe: `lowerdir=$(cat <mnt>/lowerdir)`, which must be the manifest's order
+  // reversed (top layer first) with the ':' of each digest escaped.
   const computed = [...img.layers].reverse().map((l) => join(mnt, 'layers', l.digest).replace(/:/g, '\\:')).join(':');
-  const fromMount = await readFile(join(mnt, 'lowerdir'), 'utf8').catch(() => undefined);
-  if (fromMount !== undefined) assert.equal(fromMount.trim().replace(/^lowerdir=/, ''), computed, '<mnt>/lowerdir stacks the layers in manifest order');
+  const lowerdir = (await readFile(join(mnt, 'lowerdir'), 'utf8')).trim();
+  assert.equal(lowerdir, computed, '<mnt>/lowerdir stacks the layers in manifest order');
   const upper = join(dir.path, 'upper');
   const work = join(dir.path, 'work');
   const merged = join(dir.path, 'merged');
   for (const d of [upper, work, merged]) await mkdir(d, { recursive: true });
-  await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${computed},upperdir=${upper},workdir=${work}`, merged]);
+  await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowerdir},upperdir=${upper},workdir=${work}`, merged]);
   overlays.push(merged);
   const { stdout } = await bwrap(merged, '--bind', 'echo written > /etc/new && echo discarded > /dev/null && test ! -e /etc/to-delete && ls /etc');
   assert.equal(stdout, 'group\nmotd\nnew\nos-release\npasswd\n');

@@ -23,13 +23,18 @@ export interface ProxyRequest {
   fault: Fault['kind'] | undefined;
 }
 
+export type RequestMatch = RegExp | ((path: string, headers: IncomingHttpHeaders) => boolean);
+
 export interface FaultProxy {
   url: string;
   host: string;
   port: number;
   requests: ProxyRequest[];
-  /** Faults for requests whose path matches, consumed in order. */
-  inject(match: RegExp, ...faults: Fault[]): void;
+  /**
+   * Faults for requests that match (a path pattern, or a test of path and headers — e.g. one
+   * byte range, so a fault cannot be spent on a background request), consumed in order.
+   */
+  inject(match: RequestMatch, ...faults: Fault[]): void;
   /** Caps every response body at this rate per connection (0 = no cap). */
   throttle(bytesPerSec: number): void;
   /** Injects a random fault from `faults` into each matching request with probability `p`. */
@@ -45,7 +50,7 @@ export interface FaultProxy {
 export async function startFaultProxy(target: string, port = 0): Promise<FaultProxy> {
   const t = new URL(target);
   const requests: ProxyRequest[] = [];
-  let rules: { match: RegExp; faults: Fault[] }[] = [];
+  let rules: { match: RequestMatch; faults: Fault[] }[] = [];
   let rate = 0;
   let active = 0;
   const busy = new Map<Socket, number>();
@@ -54,7 +59,7 @@ export async function startFaultProxy(target: string, port = 0): Promise<FaultPr
   const sockets = new Set<Socket>();
   const server: Server = createServer((req, res) => {
     const path = req.url ?? '/';
-    const rule = rules.find((r) => r.match.test(path) && r.faults.length > 0);
+    const rule = rules.find((r) => (r.match instanceof RegExp ? r.match.test(path) : r.match(path, req.headers)) && r.faults.length > 0);
     let fault = rule?.faults.shift();
     if (!fault && chaos && chaos.match.test(path) && Math.random() < chaos.p) fault = chaos.faults[Math.floor(Math.random() * chaos.faults.length)];
     requests.push({ method: req.method ?? '', path, headers: req.headers, fault: fault?.kind });

@@ -2,7 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type BuildProblem, type ImageNode, OPAQUE_XATTR, buildLayerTree, mergeLayers } from '../../src/image/tree.js';
 import type { TarEntry } from '../../src/image/tar-entry.js';
-import { overlayLowerdir } from '../../src/fs/image-layout.js';
+import { overlayLowerdir } from '../../src/view/image-layout.js';
+import { ImageTrees } from '../../src/image/image-trees.js';
+import type { Layer } from '../../src/image/layer.js';
+import type { Digest } from '../../src/lib/digest.js';
 
 function e(path: string, type: TarEntry['type'] = 'file', attrs: Partial<TarEntry> = {}): TarEntry {
   return { path, type, mode: type === 'dir' ? 0o755 : 0o644, uid: 0, gid: 0, size: 0, mtimeMs: 1000, linkname: '', devmajor: 0, devminor: 0, dataOffset: 0, ...attrs };
@@ -113,4 +116,36 @@ test('lowerdir value: manifest order reversed, ":" "," and "\\" escaped with a b
     overlayLowerdir(['/m/layers/sha256:aa', '/m/layers/sha256:bb', '/odd,dir\\x/layers/sha256:cc']),
     '/odd\\,dir\\\\x/layers/sha256\\:cc:/m/layers/sha256\\:bb:/m/layers/sha256\\:aa',
   );
+});
+
+function fakeLayer(digest: string, entries: TarEntry[] | Error, calls: { n: number }): Layer {
+  return {
+    descriptor: { digest: digest as Digest, size: 1, mediaType: 'application/vnd.oci.image.layer.v1.tar' },
+    entries: async () => {
+      calls.n++;
+      if (entries instanceof Error) throw entries;
+      return entries;
+    },
+    read: async () => 0,
+  };
+}
+
+test('ImageTrees: a layer view gets its implied dirs from the layers below; each layer is indexed once for views and rootfs; errors name the right layer', async () => {
+  const calls = { n: 0 };
+  const trees = new ImageTrees(
+    [
+      fakeLayer('sha256:a', [e('tmp', 'dir', { mode: 0o1777, mtimeMs: 111 })], calls),
+      fakeLayer('sha256:b', [e('tmp/x')], calls),
+    ],
+    () => {},
+  );
+  const top = await trees.layerTree(1);
+  assert.equal(flat(top)['tmp'], 'dir 1777 0:0 111');
+  assert.equal(flat(await trees.rootfs())['tmp'], 'dir 1777 0:0 111');
+  assert.equal(calls.n, 2);
+
+  const broken = new ImageTrees([fakeLayer('sha256:a', [], calls), fakeLayer('sha256:b', new Error('lower broken'), calls), fakeLayer('sha256:c', new Error('top broken'), calls)], () => {});
+  await assert.rejects(broken.layerTree(2), /top broken/, "the layer's own error first");
+  await assert.rejects(broken.rootfs(), /lower broken/, 'the merge fails at the lowest broken layer');
+  assert.deepEqual(Object.keys(flat(await broken.layerTree(0))), []);
 });

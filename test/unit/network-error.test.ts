@@ -25,6 +25,10 @@ test('socket errors become one line naming the host and the fix; first contact m
   assert.equal(networkError('reg', 'u', sys('DEPTH_ZERO_SELF_SIGNED_CERT'), true)!.code, 'ERR_TLS');
   assert.equal(networkError('reg', 'u', sys('ECONNRESET'), true)!.permanent, false);
   assert.equal(networkError('reg', 'u', new DOMException('aborted', 'AbortError'), true), undefined, 'aborts are not network errors');
+  assert.equal(
+    networkError('auth.example:8443', 'u', sys('ECONNREFUSED'), false, 'token service')!.message,
+    'auth.example:8443 refused the connection: is the token service running, and is the port right?',
+  );
   // undici wraps the socket error as `cause`.
   assert.equal(networkError('reg', 'u', Object.assign(new Error('fetch failed'), { cause: sys('ECONNREFUSED') }), false)!.code, 'ERR_CONNECT');
 });

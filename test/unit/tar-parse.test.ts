@@ -206,3 +206,11 @@ test('a PAX record split across push() calls and GNU long names of 1 KiB assembl
     assert.equal(e!.xattrs!.get('user.k')!.length, 3000);
   }
 });
+
+test('a PAX global header (type g) is parsed but changes no member, as Docker and containerd ignore it', () => {
+  const g = Buffer.concat([paxRecord('SCHILY.xattr.user.g', 'global'), paxRecord('uid', '42'), paxRecord('comment', 'git archive')]);
+  const tar = archive(Buffer.concat([header({ name: 'pax_global_header', typeflag: 'g', size: g.length }), pad(g)]), member({ name: 'f', uid: 7 }, Buffer.from('x')));
+  const [e, ...rest] = parse(tar);
+  assert.equal(rest.length, 0);
+  assert.deepEqual([e!.path, e!.uid, e!.xattrs], ['f', 7, undefined]);
+});

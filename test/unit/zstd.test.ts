@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { decodeZstdPrefix, type FrameStart, ZstdStreamDecoder } from '../../src/image/zstd/zstd-decode.js';
+import { checksumFromAnnotations, positionFromAnnotations, zstdTocDecompressor } from '../../src/image/zstd/zstd-chunked.js';
 import { patternBytes } from '../helpers/images.js';
 
 const run = promisify(execFile);
@@ -50,4 +51,35 @@ test('zstd: garbage and truncated frames throw libzstd\'s reason, never hang', a
   const mid = flipped.length >> 1;
   flipped[mid] = flipped[mid]! ^ 0xff;
   assert.throws(() => decodeZstdPrefix(flipped, 200_000), /corrupt|Data corruption|checksum|Corrupted/i);
+});
+
+test('zstd:chunked annotations: both key generations are read; a malformed position or a non-CRFS type is refused by name', () => {
+  const fail = (why: string) => new Error(why);
+  assert.deepEqual(positionFromAnnotations({ 'io.github.containers.zstd-chunked.manifest-position': '100:20:300:1' }, fail), { offset: 100, length: 20, uncompressed: 300 });
+  assert.deepEqual(positionFromAnnotations({ 'io.containers.zstd-chunked.manifest-position': '7:8:9:1' }, fail), { offset: 7, length: 8, uncompressed: 9 });
+  assert.equal(positionFromAnnotations({}, fail), undefined);
+  assert.throws(() => positionFromAnnotations({ 'io.containers.zstd-chunked.manifest-position': '7:8:9' }, fail), /is not offset:length:uncompressedLength:type: "7:8:9"/);
+  assert.throws(() => positionFromAnnotations({ 'io.containers.zstd-chunked.manifest-position': '7:8:9:2' }, fail), /TOC type 2 is not supported/);
+  assert.equal(checksumFromAnnotations({ 'io.github.containers.zstd-chunked.manifest-checksum': 'sha256:ab' }), 'sha256:ab');
+});
+
+test('zstd:chunked footers: the 40-byte (skopeo 1.9) and 64-byte (tar-split) layouts give the TOC location; anything else is no footer', () => {
+  const footer = (size: 40 | 64, offset: number, length: number): Buffer => {
+    const f = Buffer.alloc(8 + size);
+    f.writeUInt32LE(0x184d2a50, 0);
+    f.writeUInt32LE(size, 4);
+    f.writeBigUInt64LE(BigInt(offset), 8);
+    f.writeBigUInt64LE(BigInt(length), 16);
+    f.writeBigUInt64LE(1000n, 24);
+    f.writeBigUInt64LE(1n, 32);
+    f.write('GnUlInUx', 8 + size - 8, 'latin1');
+    return f;
+  };
+  const pad = Buffer.alloc(100, 7);
+  assert.deepEqual(zstdTocDecompressor.parseFooter(Buffer.concat([pad, footer(40, 1234, 56)]).subarray(-72), 0), { offset: 1234, length: 56 });
+  assert.deepEqual(zstdTocDecompressor.parseFooter(footer(64, 99, 11), 0), { offset: 99, length: 11 });
+  const wrongType = footer(64, 99, 11);
+  wrongType.writeBigUInt64LE(2n, 8 + 24);
+  assert.equal(zstdTocDecompressor.parseFooter(wrongType, 0), undefined);
+  assert.equal(zstdTocDecompressor.parseFooter(Buffer.alloc(72), 0), undefined);
 });

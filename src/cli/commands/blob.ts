@@ -3,7 +3,7 @@ import { withServices } from '../../daemon/services.js';
 import { parseDigest } from '../../lib/digest.js';
 import { ConfigError } from '../../lib/errors.js';
 import { formatSize } from '../../lib/size.js';
-import { configFromArgv, withCommonOptions } from '../options.js';
+import { configFromArgv, withConfigOptions } from '../options.js';
 
 interface Args {
   ref: string;
@@ -19,7 +19,7 @@ export const blobCommand: CommandModule<object, Args> = {
   command: 'blob <ref> <digest>',
   describe: 'write blob bytes to stdout through the same cache and backend as the mount (no FUSE)',
   builder: (y) =>
-    withCommonOptions(y)
+    withConfigOptions(y, 'blob')
       .positional('ref', { type: 'string', demandOption: true, describe: 'image reference naming the repository' })
       .positional('digest', { type: 'string', demandOption: true, describe: 'blob digest, sha256:…' })
       .option('offset', { type: 'number', default: 0, describe: 'first byte to write' })

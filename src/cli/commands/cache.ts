@@ -4,7 +4,7 @@ import { openStore } from '../../daemon/cache-setup.js';
 import { createLogger } from '../../daemon/logger.js';
 import { ConfigError, RegfsError } from '../../lib/errors.js';
 import { formatSize, parseSize } from '../../lib/size.js';
-import { configFromArgv, withCommonOptions } from '../options.js';
+import { configFromArgv, withConfigOptions } from '../options.js';
 
 type Args = { to?: string; json?: boolean };
 
@@ -109,7 +109,7 @@ export const cacheCommand: CommandModule = {
   command: 'cache <action>',
   describe: 'inspect and maintain the chunk cache (stats, verify, prune, clear)',
   builder: (y) =>
-    withCommonOptions(y)
+    withConfigOptions(y, 'cache')
       .command(stats)
       .command(verify)
       .command(prune)

@@ -2,7 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { buildIndexLayout, pushIndex } from '../../daemon/soci-publish.js';
 import { ConfigError } from '../../lib/errors.js';
 import { parseSize } from '../../lib/size.js';
-import { configFromArgv, withCommonOptions } from '../options.js';
+import { configFromArgv, withConfigOptions } from '../options.js';
 
 interface Args {
   action: 'build' | 'push';
@@ -33,7 +33,7 @@ export const indexCommand: CommandModule<object, Args> = {
   command: 'index <action> <ref>',
   describe: 'build or push a SOCI index (zTOCs for the image\'s gzip and tar layers) so every machine mounts the image lazily from the first read',
   builder: (y: Argv) =>
-    withCommonOptions(y)
+    withConfigOptions(y, 'index')
       .positional('action', { choices: ['build', 'push'] as const, demandOption: true, describe: 'build: write an OCI image layout; push: push to the registry' })
       .positional('ref', { type: 'string', demandOption: true, describe: 'image reference, e.g. localhost:5000/app:1' })
       .option('span', { type: 'string', default: '4MiB', describe: 'uncompressed bytes between checkpoints (SOCI\'s default is 4MiB)' })

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { withServices } from '../../daemon/services.js';
-import { configFromArgv, withCommonOptions } from '../options.js';
+import { configFromArgv, withConfigOptions } from '../options.js';
 
 interface Args {
   ref: string;
@@ -10,7 +10,7 @@ export const inspectCommand: CommandModule<object, Args> = {
   command: 'inspect <ref>',
   describe: 'print the resolved manifest (after index/platform selection) and the image config as JSON',
   builder: (y) =>
-    withCommonOptions(y)
+    withConfigOptions(y, 'inspect')
       .positional('ref', { type: 'string', demandOption: true, describe: 'image reference, e.g. alpine:3.19 or localhost:5000/app@sha256:…' })
       .example('$0 inspect docker.io/library/alpine:3.19 --platform linux/arm64', 'show the arm64 manifest and config') as never,
   handler: async (argv) => {

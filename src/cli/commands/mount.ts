@@ -4,7 +4,7 @@ import type { CommandModule } from 'yargs';
 import { runMount } from '../../daemon/mount.js';
 import { ERROR_CODES, type ErrorCode, RegfsError } from '../../lib/errors.js';
 import { parseReference } from '../../registry/index.js';
-import { configFromArgv, withCommonOptions } from '../options.js';
+import { configFromArgv, withConfigOptions } from '../options.js';
 
 interface Args {
   ref: string;
@@ -54,17 +54,12 @@ export const mountCommand: CommandModule<object, Args> = {
   command: 'mount <ref> <mountpoint>',
   describe: 'resolve an image and mount it read-only (manifest.json, config.json, blobs/, layers/, rootfs/), fetched lazily',
   builder: (y) =>
-    withCommonOptions(y)
+    withConfigOptions(y, 'mount')
       .positional('ref', { type: 'string', demandOption: true, describe: 'image reference, e.g. alpine:3.19 or localhost:5000/app@sha256:…' })
       .positional('mountpoint', { type: 'string', demandOption: true, describe: 'an existing empty directory' })
       .option('daemon', { type: 'boolean', describe: 'detach; exit 0 once the mount is ready, non-zero with the reason otherwise' })
       .option('daemon-child', { type: 'boolean', hidden: true })
       .option('log-file', { type: 'string', describe: 'with --daemon: append the daemon log here (default: discarded)' })
-      .option('metrics', { type: 'string', describe: 'serve Prometheus metrics and /healthz on HOST:PORT or unix:PATH' })
-      .option('prefetch', { type: 'string', choices: ['none', 'all'], describe: 'all: fetch every layer in the background once mounted [default: none]' })
-      .option('prefetch-rate', { type: 'string', describe: 'bandwidth cap for --prefetch all, e.g. 20MiB (per second)' })
-      .option('allow-other', { type: 'boolean', describe: 'let other users see the mount (needs user_allow_other in /etc/fuse.conf)' })
-      .option('keep-mounts', { type: 'boolean', describe: 'root: the mount survives a crash or an upgrade; a new `regfs mount` of the same path takes it over, SIGUSR2 hands it over (docs/takeover.md)' })
       .example('$0 mount localhost:5000/app:1 /mnt/app', 'mount in the foreground; Ctrl-C unmounts')
       .example('$0 mount alpine:3.19 /mnt/alpine --daemon --metrics 127.0.0.1:9100', 'mount in the background with metrics')
       .example('sha256sum /mnt/app/blobs/*', 'every blob hashes to its name')
@@ -98,7 +93,8 @@ export const mountCommand: CommandModule<object, Args> = {
       });
     } catch (e) {
       if (child && process.connected) {
-        const code = e instanceof RegfsError ? e.code : 'ERR_DAEMON_START';
+        // The code main.ts would print for it in the foreground.
+        const code = e instanceof RegfsError ? e.code : typeof (e as { code?: unknown })?.code === 'string' ? (e as { code: string }).code : 'ERR_INTERNAL';
         await new Promise<void>((r) => process.send!({ error: (e as Error).message, code } satisfies ChildMessage, () => r()));
       }
       throw e;

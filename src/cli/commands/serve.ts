@@ -2,19 +2,13 @@ import { request } from 'node:http';
 import type { CommandModule } from 'yargs';
 import { runServe } from '../../daemon/serve.js';
 import { RegfsError } from '../../lib/errors.js';
-import { configFromArgv, withCommonOptions } from '../options.js';
+import { configFromArgv, withConfigOptions } from '../options.js';
 
 export const serveCommand: CommandModule<object, { store?: string }> = {
   command: 'serve',
   describe: 'the service: an image store where <store>/<registry>/<repo>/<tag>/ appears on first lookup',
   builder: (y) =>
-    withCommonOptions(y)
-      .option('store', { type: 'string', describe: 'mount path of the store (config key `store`)' })
-      .option('layer-store', { type: 'string', describe: 'also mount a podman/CRI-O additional layer store here (config key `layerStore`; storage.conf additionallayerstores = ["<path>:ref"])' })
-      .option('metrics', { type: 'string', describe: 'serve Prometheus metrics and /healthz on HOST:PORT or unix:PATH' })
-      .option('control', { type: 'string', describe: 'control socket for `regfs ctl` [default: <cacheDir>/control.sock]' })
-      .option('allow-other', { type: 'boolean', describe: 'let other users (containers) see the store' })
-      .option('keep-mounts', { type: 'boolean', describe: 'root: the store mount survives a crash or an upgrade; a new `regfs serve` takes it over, SIGUSR2 hands it over (docs/takeover.md)' })
+    withConfigOptions(y, 'serve')
       .example('$0 serve --config /etc/regfs/config.yaml', 'as the systemd unit in scripts/regfs.service runs it')
       .example('ls /var/lib/regfs/store/docker.io/library/alpine/3.19/rootfs', 'resolves and mounts alpine:3.19 on first lookup')
       .example('$0 serve --store /var/lib/regfs/store --layer-store /var/lib/regfs/layers', 'podman/CRI-O start containers from regfs (README: Run containers with podman or CRI-O)') as never,
@@ -68,10 +62,9 @@ export const ctlCommand: CommandModule<object, { action: string; ref?: string; c
   command: 'ctl <action> [ref]',
   describe: 'talk to a running `regfs serve`: ls, stats, prefetch <ref>, forget <ref>',
   builder: (y) =>
-    withCommonOptions(y)
+    withConfigOptions(y, 'ctl')
       .positional('action', { type: 'string', choices: ['ls', 'stats', 'prefetch', 'forget'], demandOption: true })
       .positional('ref', { type: 'string', describe: 'image reference (prefetch, forget)' })
-      .option('control', { type: 'string', describe: 'control socket [default: <cacheDir>/control.sock]' })
       .example('$0 ctl ls', 'images the store has resolved')
       .example('$0 ctl prefetch registry.internal/app:1', 'fetch every layer of app:1 into the cache now') as never,
   handler: async (argv) => {

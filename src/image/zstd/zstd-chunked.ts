@@ -4,7 +4,7 @@ import { layerCompression } from '../formats/media-types.js';
 import type { LayerFormat } from '../formats/registry.js';
 import type { TocDecompressor, TocLocation } from '../toc/decompressor.js';
 import { openTocLayer } from '../toc/toc-layer.js';
-import { decodeZstdPrefix } from './zstd-decode.js';
+import { decodeZstdPrefix, decodeZstdPrefixAsync } from './zstd-decode.js';
 
 /**
  * zstd:chunked (containers/storage pkg/chunked): every file's data is its own zstd frame(s), so
@@ -64,7 +64,7 @@ export const zstdTocDecompressor: TocDecompressor = {
     if (json.length > maxJson) throw new Error(`TOC decodes to more than ${maxJson} bytes`);
     return json;
   },
-  decompress: async (compressed, size) => decodeZstdPrefix(compressed, size),
+  decompress: decodeZstdPrefixAsync,
 };
 
 /**

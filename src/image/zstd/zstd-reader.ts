@@ -7,7 +7,7 @@ import type { TarStreamReader } from '../formats/entry-read.js';
 import type { ReadBlob, SpanCache } from '../gzip-reader.js';
 import type { DerivedStore } from '../layer.js';
 import type { ZstdIndex } from './zstd-index.js';
-import { ZstdStreamDecoder, decodeZstdPrefix } from './zstd-decode.js';
+import { ZstdStreamDecoder, decodeZstdPrefixAsync } from './zstd-decode.js';
 import { PIECE, isStoredSpan, pieceKey } from './zstd-spans.js';
 
 const READ_STEP = 4 << 20;
@@ -97,7 +97,7 @@ export class ZstdRandomReader implements TarStreamReader {
       const n = await this.readBlob(b.in, input);
       let out: Buffer;
       try {
-        out = decodeZstdPrefix(input.subarray(0, n), b.length);
+        out = await decodeZstdPrefixAsync(input.subarray(0, n), b.length);
       } catch (e) {
         throw new LayerFormatError(this.digest, `zstd: span ${i} does not decode: ${(e as Error).message}`);
       }
