@@ -66,7 +66,14 @@ export class ReadOnlyFilesystem {
   }
 
   async getattr(path: string): Promise<Stat> {
-    return statOf(await this.lookup(path));
+    return statOf(await this.settled(path));
+  }
+
+  /** The node at `path` with its own attributes final: a lazy root whose load sets them is loaded first. */
+  private async settled(path: string): Promise<FsNode> {
+    const node = await this.lookup(path);
+    if (node.attrsFromLoad) await this.children(node);
+    return node;
   }
 
   async readdir(path: string): Promise<{ names: string[]; stats: Stat[] }> {
@@ -151,11 +158,11 @@ export class ReadOnlyFilesystem {
   }
 
   async getxattr(path: string, name: string): Promise<Buffer | undefined> {
-    return (await this.lookup(path)).xattrs?.get(name);
+    return (await this.settled(path)).xattrs?.get(name);
   }
 
   async listxattr(path: string): Promise<string[]> {
-    return [...((await this.lookup(path)).xattrs?.keys() ?? [])];
+    return [...((await this.settled(path)).xattrs?.keys() ?? [])];
   }
 
   get openHandles(): number {
