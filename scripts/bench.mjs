@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // npm run bench [-- --profile loopback|wan|both --runs 5 --delay-ms 10 --rate 40MiB --scenarios 1,4 --cli path/to/main.js]
+// Scenarios 1-8: issue #16's data path; 9: first work per layer format vs a full pull (#11, #14,
+// #17); 10: podman through `serve --layer-store` (#18).
 //
 // regfs measured side by side, in one run, against the physical limits and a peer:
 //   - blob storage is nginx (Debian nginx-light) serving the registry's storage directory; the
@@ -27,7 +29,9 @@ const { startRegistry } = await H('registry.js');
 const { startShapingProxy } = await H('shaping-proxy.js');
 const { buildImage, blobPath, describeLayout, pushBlob, pushImage, pushRawImage, pushManifest, patternBytes } = await H('images.js');
 const { forceUnmount, parsePrometheus } = await H('mount.js');
-const { tempDir, freePort } = await H('tmp.js');
+const { tempDir, freePort, waitFor } = await H('tmp.js');
+const { stageLayers, pushStagedImage } = await H('container-image.js');
+const { setupPodman } = await H('podman.js');
 
 // ---------- arguments ----------
 const args = process.argv.slice(2);
@@ -159,6 +163,15 @@ if (want(9)) {
   // Built once with regfs's own `index push` (not timed: an index is built once per image).
   log('pushing a SOCI index for the gzip image (regfs index push --tag soci)');
   await run(join(ROOT, 'dist/cli/main.js'), ['index', 'push', `${open.host}/bench/gz`, '--tag', 'soci', '--cache-dir', join(work.path, 'cache-soci-build'), '--log-level', 'warn']);
+}
+
+// 10: the podman test image (3 layers of real files, ~170 MB of it never read) as eStargz and gzip.
+if (want(10)) {
+  log('building the podman image (eStargz and gzip)');
+  const stages = await stageLayers(join(work.path, 'podman-stage'));
+  // Plus 100 MiB nobody reads in the app layer, so the image weighs what a service image does.
+  for (let i = 0; i < 25; i++) await writeFile(join(stages[1], 'opt/app', `data${i}`), patternBytes(4 << 20, 700 + i));
+  for (const format of ['estargz', 'gzip']) await pushStagedImage(open.url, open.host, 'bench/app', stages, format, work.path, convert);
 }
 
 log('pushing a 1 GiB random blob');
@@ -417,6 +430,59 @@ for (const profile of PROFILES) {
           put(`first ${name} MB`, (await fetched(metrics)) / MB);
         });
       }
+    }
+  }
+
+  // 10: podman run of a command reading a few files: through `serve --layer-store` (pull moves
+  // no layer bytes; the run fetches what it reads) ÷ podman pull + run with plain storage.
+  if (want(10)) {
+    let pseq = 0;
+    const startServe = async (dir) => {
+      const cfg = join(dir, 'serve.json');
+      await writeFile(cfg, JSON.stringify({ store: join(dir, 'store'), layerStore: join(dir, 'layers'), cacheDir: join(dir, 'cache'), logLevel: 'warn' }));
+      const child = spawn('node', [CLI, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      await waitFor('regfs serve', async () => out.includes('regfs: serving'));
+      const stop = async () => {
+        if (child.exitCode !== null) return;
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+      };
+      cleanups.push(stop);
+      return stop;
+    };
+    for (const format of ['estargz', 'gzip']) {
+      const ref = `${ep.registry}/bench/app:${format}`;
+      const store = [], plain = [];
+      for (let i = 0; i < RUNS; i++) {
+        const dir = join(work.path, `podman${pseq++}`);
+        await mkdir(dir, { recursive: true });
+        const stop = await startServe(dir);
+        const viaStore = await setupPodman(join(dir, 'podman'), { insecureRegistry: ep.registry, layerStore: join(dir, 'layers') });
+        const plainPodman = await setupPodman(join(dir, 'plain'), { insecureRegistry: ep.registry });
+        // podman leaves its graph root bind-mounted: release it whatever happens.
+        try {
+          await dropCaches();
+          store.push(await time(async () => {
+            await viaStore.run(['pull', '-q', ref]);
+            await viaStore.run(['run', '--rm', ref, 'cat', '/etc/os-release', '/etc/motd']);
+          }));
+          await stop();
+          await dropCaches();
+          plain.push(await time(async () => {
+            await plainPodman.run(['pull', '-q', ref]);
+            await plainPodman.run(['run', '--rm', ref, 'cat', '/etc/os-release', '/etc/motd']);
+          }));
+        } finally {
+          await viaStore.cleanup();
+          await stop();
+          await plainPodman.cleanup();
+          await rm(dir, { recursive: true, force: true });
+        }
+      }
+      record(`10 podman pull + run (cat 2 files), ${format}: layer store ÷ plain storage (#18)`, profile, 's', store, plain, 's', format === 'estargz' ? atMost(0.3) : undefined);
     }
   }
 

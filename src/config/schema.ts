@@ -243,6 +243,12 @@ export const SCHEMA = {
     help: 'let other users (and containers) see the mount (needs user_allow_other in /etc/fuse.conf)',
     flag: { type: 'boolean', commands: ['mount', 'serve'] },
   }),
+  keepMounts: withDefault({
+    parse: bool,
+    default: false,
+    help: 'root: the mount survives a crash or an upgrade; a new start on the same mountpoint takes it over, SIGUSR2 hands it over (docs/takeover.md, #19)',
+    flag: { type: 'boolean', commands: ['mount', 'serve'] },
+  }),
   control: withDefault({
     parse: str,
     default: (c) => join(String(c.resolved['cacheDir']), 'control.sock'),
@@ -268,6 +274,8 @@ export interface EnvironmentFacts {
   /** $NOTIFY_SOCKET and $WATCHDOG_USEC from systemd. */
   readonly notifySocket: string | undefined;
   readonly watchdogUsec: number | undefined;
+  /** Descriptors systemd passed ($LISTEN_PID, $LISTEN_FDS, $LISTEN_FDNAMES: sd_listen_fds(3)). */
+  readonly listen: { readonly pid: string | undefined; readonly fds: string | undefined; readonly fdNames: string | undefined };
   readonly proxy: { readonly http: string | undefined; readonly https: string | undefined; readonly noProxy: string | undefined };
 }
 

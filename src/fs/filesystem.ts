@@ -92,7 +92,14 @@ export class ReadOnlyFilesystem {
   }
 
   async getattr(path: string): Promise<Stat> {
-    return statOf(await this.lookup(path));
+    return statOf(await this.settled(path));
+  }
+
+  /** The node at `path` with its own attributes final: a lazy root whose load sets them is loaded first. */
+  private async settled(path: string): Promise<FsNode> {
+    const node = await this.lookup(path);
+    if (node.attrsFromLoad) await this.children(node);
+    return node;
   }
 
   async readdir(path: string): Promise<{ names: string[]; stats: Stat[] }> {
@@ -177,7 +184,7 @@ export class ReadOnlyFilesystem {
   }
 
   async getxattr(path: string, name: string): Promise<Buffer | undefined> {
-    const v = (this.peek(path) ?? (await this.walk(path))).xattrs?.get(name);
+    const v = (await this.settled(path)).xattrs?.get(name);
     // `ls -l` asks these two of every entry, and the kernel does not cache the answer. "Not
     // supported" (what a filesystem without SELinux labels or ACLs says) makes coreutils stop
     // asking for the rest of the mount: 2 requests for a whole `ls -lR` instead of 2 per entry.
@@ -186,7 +193,7 @@ export class ReadOnlyFilesystem {
   }
 
   async listxattr(path: string): Promise<string[]> {
-    const node = this.peek(path) ?? (await this.walk(path));
+    const node = await this.settled(path);
     return node.xattrs ? [...node.xattrs.keys()] : NO_NAMES;
   }
 

@@ -58,6 +58,12 @@ export interface FsNode {
   /** Populates `children` on first use (a layer index being built, an image being resolved). */
   load?: () => Promise<void>;
   /**
+   * `load` also sets this directory's own mode, owner, mtime and xattrs (a tree root takes its
+   * tar `./` entry): getattr, getxattr and listxattr wait for the load too, since the kernel
+   * caches what getattr answers for the whole attr timeout (#11 item 7).
+   */
+  attrsFromLoad?: boolean;
+  /**
    * Resolves a name that is not (yet) a child: the serve store makes `<registry>/<repo>/<tag>`
    * appear on first lookup. The result is added to `children`; undefined means no such entry.
    */

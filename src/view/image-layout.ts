@@ -70,7 +70,7 @@ export function overlayLowerdir(dirs: string[]): string {
 
 /**
  * Adds `layers/<digest>/` (each layer as an overlayfs lower dir) and `rootfs/` (the merged tree).
- * Both are lazy: nothing is indexed until someone looks inside. With `imageDir` (the absolute
+ * Both are lazy: nothing is indexed until someone looks inside or stats them. With `imageDir` (the absolute
  * path where this image's directory appears) also `lowerdir`: the ready `lowerdir=` value for
  * `mount -t overlay`, in manifest order (digest order, what `ls layers/` gives, is not it).
  */
@@ -82,15 +82,15 @@ export function addImageTrees(root: FsNode, trees: ImageTrees, inodes: InodeAllo
     return { size: entry.size, read: (offset, into, signal) => layer.read(entry, offset, into, signal) };
   };
   const fill = (dir: FsNode, tree: () => Promise<ImageNode>): void => {
+    dir.attrsFromLoad = true;
     dir.load = async () => {
       const built = toFsTree(await tree(), inodes, contentOf, dir.ino);
       Object.assign(dir, { mode: built.mode, uid: built.uid, gid: built.gid, mtimeMs: built.mtimeMs, nlink: built.nlink, children: built.children, xattrs: built.xattrs });
     };
   };
   const layers = makeDir(inodes.allocate(), t);
-  // Until a tree is loaded its root shows what an image without a `./` entry gets (umoci,
-  // Docker: 0755 root). The kernel may cache that answer; after the load the root has the
-  // `./` entry's metadata.
+  // A tree root's attributes are the `./` entry's (or, without one, what umoci and Docker give:
+  // 0755 root); getattr waits for the load (attrsFromLoad), so these placeholders are never shown.
   const treeRoot = { ...t, mode: 0o755 };
   trees.layers.forEach((layer, i) => {
     const d = makeDir(inodes.allocate(), treeRoot);

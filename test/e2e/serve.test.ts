@@ -196,7 +196,7 @@ while True:
   await waitFor('listener', async () => heard.includes('listening'));
   const s = await startServe('notify', {}, { NOTIFY_SOCKET: sock, WATCHDOG_USEC: '400000' });
   await waitFor('READY=1', async () => heard.includes('READY'));
-  assert.match(heard, /READY mounted=True ls=blobs config\.json layers manifest\.json rootfs/);
+  assert.match(heard, /READY mounted=True ls=blobs config\.json layers lowerdir manifest\.json rootfs/);
   await waitFor('watchdog pings', async () => heard.includes('WATCHDOG'));
   assert.deepEqual(await s.stop(), [0, null]);
   await waitFor('STOPPING=1', async () => heard.includes('STOPPING'));

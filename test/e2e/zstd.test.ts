@@ -6,7 +6,7 @@ import { cp, link, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promi
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { buildRichImage } from '../helpers/fixture-rich-image.js';
-import { type BuiltImage, blobPath, describeLayout, patternBytes, pushRawImage } from '../helpers/images.js';
+import { type BuiltImage, blobPath, describeLayout, patternBytes, pushBlob, pushManifest, pushRawImage } from '../helpers/images.js';
 import { forceUnmount, makeMountpoint, parsePrometheus, startMount } from '../helpers/mount.js';
 import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
 import { freePort, tempDir, waitForMatch } from '../helpers/tmp.js';
@@ -32,6 +32,14 @@ async function layersOf(image: BuiltImage): Promise<{ data: Buffer; mediaType: s
   return Promise.all(manifest.layers.map(async (l) => ({ data: await readFile(blobPath(image.layout, l.digest)), mediaType: l.mediaType, ...(l.annotations ? { annotations: l.annotations } : {}) })));
 }
 
+/** Pushes an OCI layout's image as it is (config, layers, manifest bytes) with the distribution API. */
+async function pushLayout(image: BuiltImage, repo: string, tag: string): Promise<void> {
+  const manifestBytes = await readFile(blobPath(image.layout, image.manifestDigest));
+  const manifest = JSON.parse(manifestBytes.toString('utf8')) as { mediaType?: string; config: { digest: string }; layers: { digest: string }[] };
+  for (const d of [manifest.config, ...manifest.layers]) await pushBlob(reg.url, repo, await readFile(blobPath(image.layout, d.digest)));
+  await pushManifest(reg.url, repo, tag, manifestBytes.toString('utf8'), manifest.mediaType ?? 'application/vnd.oci.image.manifest.v1+json');
+}
+
 before(async () => {
   dir = await tempDir('e2e-zstd');
   // The rich fixture (whiteouts, opaque dir, hardlinks, FIFO, device, odd modes) plus one big
@@ -54,14 +62,16 @@ before(async () => {
   for (const [format, out] of [['zstd:chunked', 'zc'], ['zstd', 'zs']] as const) {
     await run('skopeo', ['copy', '--quiet', '--dest-compress', '--dest-compress-format', format, `oci:${rich.layout}:latest`, `oci:${join(dir.path, out)}:latest`]);
   }
-  chunked = await layersOf(await describeLayout(join(dir.path, 'zc'), 'latest'));
-  plain = await layersOf(await describeLayout(join(dir.path, 'zs'), 'latest'));
+  const zc = await describeLayout(join(dir.path, 'zc'), 'latest');
+  const zs = await describeLayout(join(dir.path, 'zs'), 'latest');
+  chunked = await layersOf(zc);
+  plain = await layersOf(zs);
   assert.ok(chunked.every((l) => l.mediaType === ZSTD && l.annotations?.[POSITION] && l.annotations[CHECKSUM]), 'skopeo wrote zstd:chunked annotations');
   assert.ok(plain.every((l) => l.mediaType === ZSTD && !l.annotations));
   assert.ok(chunked.at(-1)!.data.length >= 80_000_000, `the big zstd:chunked layer is ${chunked.at(-1)!.data.length} bytes`);
   reg = await startRegistry({ root: join(dir.path, 'storage'), workDir: dir.path });
-  await pushRawImage(reg.url, 'e2e/zc', 'v1', chunked);
-  await pushRawImage(reg.url, 'e2e/zs', 'v1', plain);
+  await pushLayout(zc, 'e2e/zc', 'v1');
+  await pushLayout(zs, 'e2e/zs', 'v1');
 });
 
 after(async () => {
@@ -72,22 +82,6 @@ after(async () => {
 
 const mountpoint = (name: string): Promise<string> => makeMountpoint(dir.path, name, mounts);
 
-/** Every user.* xattr under root (name → hex value), by path; the kernel's view through lgetxattr. */
-async function xattrs(root: string): Promise<Record<string, Record<string, string>>> {
-  const py = `
-import os, json, sys
-out = {}
-root = sys.argv[1]
-for d, dirs, files in os.walk(root):
-    for n in dirs + files:
-        p = os.path.join(d, n)
-        x = {k: os.getxattr(p, k, follow_symlinks=False).hex() for k in os.listxattr(p, follow_symlinks=False) if k.startswith('user.')}
-        if x: out[os.path.relpath(p, root)] = x
-print(json.dumps(out, sort_keys=True))
-`;
-  return JSON.parse((await run('python3', ['-c', py, root], { maxBuffer: 16 << 20 })).stdout) as Record<string, Record<string, string>>;
-}
-
 async function metrics(port: number): Promise<Map<string, number>> {
   return parsePrometheus(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
 }
@@ -96,18 +90,19 @@ test('zstd:chunked and zstd images converted by skopeo: rootfs/ equals umoci unp
   const truthDir = join(dir.path, 'truth');
   await run('umoci', ['unpack', '--image', `${gzipImage.layout}:latest`, truthDir]);
   const truth = await snapshot(gzipImage, join(truthDir, 'rootfs'));
-  const truthX = await xattrs(join(truthDir, 'rootfs'));
-  assert.deepEqual(truthX['big/blob1'], { 'user.regfs.bin': '00ff0180' }, 'the original carries the binary xattr');
+  // The ground truth really has what the comparison must cover here.
+  assert.equal(truth.entries["'big/blob1'"]?.xattrs["'user.regfs.bin'"], '00ff0180');
+  assert.equal(truth.entries["'big'"]?.xattrs["'user.regfs.dir'"], '796573');
   assert.ok(truth.hardlink_groups.some((g) => g.includes("'big/blob0'") && g.includes("'big/blob0-link'")));
   for (const [repo, format] of [['e2e/zc', 'zstd:chunked'], ['e2e/zs', 'zstd']] as const) {
     const mnt = await mountpoint(`tree-${repo.slice(4)}`);
     const port = await freePort();
     const m = await startMount(`${reg.host}/${repo}:v1`, mnt, ['--cache-dir', join(dir.path, `cache-tree-${repo.slice(4)}`), '--log-level', 'warn', '--metrics', `127.0.0.1:${port}`]);
     try {
-      // The gzip original's layer tars say which directory mtimes umoci takes from the image.
+      // tree-compare.py: names, types, modes, owners, mtimes, content, xattrs, hardlink groups.
       const [cmp] = await compareTrees(gzipImage, join(truthDir, 'rootfs'), [join(mnt, 'rootfs')]);
       assert.deepEqual(cmp!.diffs, [], format);
-      assert.deepEqual(await xattrs(join(mnt, 'rootfs')), truthX, format);
+      assert.ok(cmp!.entries >= Object.keys(truth.entries).length, `${format}: compared ${cmp!.entries} entries`);
       const passes = (await metrics(port)).get('regfs_layer_indexes_built_total{format="zstd"}') ?? 0;
       // zstd:chunked lists from its TOCs; plain zstd decodes each of its 4 layers once.
       assert.equal(passes, format === 'zstd' ? chunked.length : 0, `${format}: full passes`);

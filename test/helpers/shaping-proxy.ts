@@ -29,8 +29,11 @@ export async function startShapingProxy(target: { host: string; port: number }, 
           continue;
         }
         if (piece === 'destroy') {
-          // The other side went away: so does this one, but only after what it sent arrived.
-          to.destroy();
+          // The other side went away: so does this one, but only after what it sent arrived. After
+          // an orderly end, writes may still sit in `to`'s buffer: destroying now would cut them
+          // (a client saw "unexpected EOF" in bodies the server had sent whole).
+          if (to.writableEnded && !to.writableFinished) to.once('finish', () => to.destroy());
+          else to.destroy();
           continue;
         }
         queued -= piece.length;

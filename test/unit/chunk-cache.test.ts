@@ -17,7 +17,8 @@ const KiB = 1 << 10;
 const MiB = 1 << 20;
 const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
-  for (const c of cleanups) await c();
+  // Stores close before their dirs are removed (a closing store may still be writing).
+  for (const c of cleanups.reverse()) await c();
 });
 
 async function setup(opts: { maxBytes?: number; blockSize?: number; segmentBlocks?: number; dir?: string } = {}) {

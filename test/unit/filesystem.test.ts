@@ -1,9 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ReadOnlyFilesystem } from '../../src/fs/filesystem.js';
-import { buildImageLayout } from '../../src/view/image-layout.js';
+import { addImageTrees, buildImageLayout } from '../../src/view/image-layout.js';
+import type { ImageTrees } from '../../src/image/image-trees.js';
+import type { ImageNode } from '../../src/image/tree.js';
 import { SequentialReadahead } from '../../src/fs/readahead.js';
-import { makeDir, makeFile, bytesContent, S_IFDIR, S_IFREG } from '../../src/fs/node.js';
+import { InodeAllocator, makeDir, makeFile, bytesContent, S_IFDIR, S_IFREG } from '../../src/fs/node.js';
 import { ChunkReader } from '../../src/blob/chunk-reader.js';
 import { BlockStore } from '../../src/cache/block-store.js';
 import { CountingUpstream } from '../helpers/fake-upstream.js';
@@ -68,6 +70,46 @@ test('a lazy directory is loaded once by concurrent lookups, and retried after a
   assert.equal(loads, 2);
   await fs.getattr('/lazy/a');
   assert.equal(loads, 2);
+});
+
+test('getattr, getxattr and listxattr of rootfs/ and layers/<d>/ wait for the tree and answer its ./ entry (mode 1777, uid 1000, mtime 1234 s)', async () => {
+  const digest = `sha256:${'a'.repeat(64)}`;
+  // A tree root as a layer's `./` entry makes it: not the 0755 root placeholder.
+  const treeRoot = (): ImageNode => ({
+    type: 'dir', mode: 0o1777, uid: 1000, gid: 100, mtimeMs: 1234000, size: 0, linkname: '', devmajor: 0, devminor: 0,
+    xattrs: new Map([['user.k', Buffer.from([0, 0xff])]]), children: new Map(),
+  });
+  const builds: string[] = [];
+  const slowly = async (what: string): Promise<ImageNode> => {
+    builds.push(what);
+    await new Promise((r) => setTimeout(r, 10));
+    return treeRoot();
+  };
+  const trees = {
+    layers: [{ descriptor: { digest } }],
+    layerTree: (i: number) => slowly(`layer ${i}`),
+    rootfs: () => slowly('rootfs'),
+  } as unknown as ImageTrees;
+  const root = makeDir(1);
+  addImageTrees(root, trees, new InodeAllocator());
+  const fs = new ReadOnlyFilesystem(root);
+  // Listing the parents stats nothing below them: no tree is built.
+  assert.deepEqual((await fs.readdir('/')).names.sort(), ['.', '..', 'layers', 'rootfs']);
+  assert.deepEqual((await fs.readdir('/layers')).names.sort(), ['.', '..', digest]);
+  assert.deepEqual(builds, []);
+  const [a, b] = await Promise.all([fs.getattr('/rootfs'), fs.getattr('/rootfs')]);
+  assert.deepEqual(builds, ['rootfs']);
+  for (const st of [a, b]) {
+    assert.equal(st.mode, S_IFDIR | 0o1777);
+    assert.equal(st.uid, 1000);
+    assert.equal(st.gid, 100);
+    assert.equal(st.mtime.getTime(), 1234000);
+  }
+  assert.deepEqual(await fs.listxattr(`/layers/${digest}`), ['user.k']);
+  assert.deepEqual(builds, ['rootfs', 'layer 0']);
+  assert.deepEqual(await fs.getxattr(`/layers/${digest}`, 'user.k'), Buffer.from([0, 0xff]));
+  assert.equal((await fs.getattr(`/layers/${digest}`)).mode, S_IFDIR | 0o1777);
+  assert.deepEqual(builds, ['rootfs', 'layer 0']);
 });
 
 test('an aborted read never writes into the caller buffer', async () => {
