@@ -178,7 +178,8 @@ export const SCHEMA = {
     flag: { type: 'string', commands: EVERY },
   }),
   cacheSize: withDefault({ parse: size, default: '10GiB', help: 'cache size limit, e.g. 10GiB', flag: { type: 'string', commands: EVERY } }),
-  chunkSize: withDefault({ parse: chunkSize, default: '1MiB', help: 'cache chunk size, power of two 64KiB…16MiB', flag: { type: 'string', commands: EVERY } }),
+  // The block a random read fetches and the cache checksums (#16: a cold 4 KiB read costs 64 KiB, not 1 MiB).
+  chunkSize: withDefault({ parse: chunkSize, default: '64KiB', help: 'cache block size: what a random read fetches and the cache checksums, power of two 64KiB…16MiB', flag: { type: 'string', commands: EVERY } }),
   platform: optional({
     parse: platform,
     defaultHelp: 'this host',
