@@ -1,5 +1,5 @@
 import { FsError } from './errno.js';
-import { type FsNode, kindBits } from './node.js';
+import { type FsNode, kindBits, loadNode } from './node.js';
 import { SequentialReadahead, type ReadaheadPolicy, DEFAULT_READAHEAD } from './readahead.js';
 
 export interface Stat {
@@ -225,18 +225,7 @@ export class ReadOnlyFilesystem {
   }
 
   private async children(node: FsNode): Promise<Map<string, FsNode>> {
-    if (node.load) {
-      const load = node.load;
-      // Concurrent lookups share one load; a failed load is retried by the next lookup.
-      const p = (node as FsNode & { loading?: Promise<void> }).loading ??= load().then(
-        () => void (node.load = undefined),
-        (e: unknown) => {
-          (node as FsNode & { loading?: Promise<void> }).loading = undefined;
-          throw e;
-        },
-      );
-      await p;
-    }
+    await loadNode(node);
     return node.children ?? new Map();
   }
 }
