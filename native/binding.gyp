@@ -33,9 +33,10 @@
       "cflags": ["-O2", "-Wall", "-Wno-unused-function"]
     },
     {
-      # SCM_RIGHTS both ways (sd_notify FDSTORE, the holder) and FUSE_NOTIFY_RESEND (issue #19).
+      # SCM_RIGHTS both ways (sd_notify FDSTORE, the holder), FUSE_NOTIFY_RESEND and a FUSE mount
+      # whose descriptor regfs serves itself (issue #19).
       "target_name": "regfs_fd",
-      "sources": ["fuse/fd-pass.c", "fuse/fd-msg.c"],
+      "sources": ["fuse/fd-pass.c", "fuse/fd-msg.c", "fuse/mount.c", "fuse/fuse-reader.c"],
       "cflags": ["-O2", "-Wall"]
     },
     {

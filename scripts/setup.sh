@@ -17,6 +17,8 @@ PKGS=(
   python3 make g++         # node-gyp builds the addons in native/ (zlib, zstd, sd_notify, fd passing, the patched fuse-native)
   libzstd-dev zstd         # native/zstd decodes zstd layers with libzstd; the tests compress with the zstd CLI
   golang-go golang-github-containerd-stargz-snapshotter-dev  # the reference eStargz converter the tests build
+  nginx-light               # npm run bench: real blob storage behind the registry's redirect (a Node server caps at ~340 MB/s)
+  rclone fio                # npm run bench: the peer FUSE reader (rclone mount) and the random-read tool
   podman runc               # e2e: podman 4.3 starts containers from `serve --layer-store` (crun fails on cgroup v1 hybrid hosts)
   bubblewrap                # e2e: the sandbox recipe (bwrap over <mnt>/rootfs and over an overlay of layers/)
 )

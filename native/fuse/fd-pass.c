@@ -138,8 +138,15 @@ static napi_value notify_resend(napi_env env, napi_callback_info info) {
   return int32(env, r < 0 ? -errno : r == (ssize_t)sizeof(h) ? 0 : -EIO);
 }
 
+napi_value regfs_mount_fuse(napi_env env, napi_callback_info info);
+napi_value regfs_start_reader(napi_env env, napi_callback_info info);
+napi_value regfs_stop_reader(napi_env env, napi_callback_info info);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
+      {"mountFuse", NULL, regfs_mount_fuse, NULL, NULL, NULL, napi_default, NULL},
+      {"startReader", NULL, regfs_start_reader, NULL, NULL, NULL, napi_default, NULL},
+      {"stopReader", NULL, regfs_stop_reader, NULL, NULL, NULL, napi_default, NULL},
       {"sendFds", NULL, send_fds, NULL, NULL, NULL, napi_default, NULL},
       {"request", NULL, request, NULL, NULL, NULL, napi_default, NULL},
       {"notifyResend", NULL, notify_resend, NULL, NULL, NULL, napi_default, NULL},

@@ -1,19 +1,17 @@
-import { createHash } from 'node:crypto';
 import type { BlobReader } from '../lib/blob-reader.js';
 import type { Digest } from '../lib/digest.js';
-import { digestAlgorithm } from '../lib/digest.js';
 import { AbortedError, ProtocolError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { silentLogger } from '../lib/logger.js';
-import { Semaphore } from '../lib/semaphore.js';
-import type { ChunkStore } from '../cache/chunk-store.js';
-import type { MemoryChunkCache } from '../cache/memory-chunk-cache.js';
-import { chunkKey, metaKey } from './chunk-key.js';
+import type { BlockStore } from '../cache/block-store.js';
+import { blobKey } from './blob-key.js';
+import { BlobVerifier } from './blob-verifier.js';
 import { type ReaderCounters, newReaderCounters } from './counters.js';
+import { FetchSlots } from './fetch-slots.js';
+import { WriteBack } from './write-back.js';
 
 export interface ChunkReaderOptions {
-  chunkSize: number;
-  /** Upper bound of one coalesced range request for a reader that waits. */
+  /** Upper bound of one range request for a reader that waits. */
   maxRequestBytes: number;
   /**
    * Upper bound of one read-ahead request (default: maxRequestBytes). Smaller read-ahead
@@ -26,70 +24,60 @@ export interface ChunkReaderOptions {
   perBlobConcurrency: number;
   /** Fetched bytes allowed to wait for their disk write (default 64 MiB). */
   maxPendingWriteBytes?: number;
-  /** Recently used chunks kept in memory, so 128 KiB kernel reads do not re-read a chunk file. */
-  hot?: MemoryChunkCache;
-  /** Hash a blob once all its chunks are present (default on). */
+  /** Hash a blob once all its blocks are present (default on). */
   verifyBlobs?: boolean;
   logger?: Logger;
 }
 
-interface Pending {
-  index: number;
-  resolve: (b: Buffer) => void;
-  reject: (e: unknown) => void;
-  /** Removes the chunk from the in-flight table. */
-  done: () => void;
+/** One range request: blocks [first, last] of a blob, shared by every reader that needs them. */
+interface Fetch {
+  start: number;
+  end: number;
+  data: Promise<Buffer>;
+  promote: () => void;
 }
 
 /** Where blob bytes come from on a miss; the registry fetcher in production, a fake in tests. */
 export type Upstream = BlobReader;
 
 /**
- * `readAt` through a chunk store: aligns to chunks, serves what is on disk, fetches the rest with
- * adjacent misses coalesced into one range request, shares in-flight fetches between readers
- * (single-flight), and writes fetched chunks back to the store.
+ * `readAt` through the block store. Bytes on disk are one pread into the caller's buffer;
+ * missing blocks are fetched as aligned ranges (a cold 4 KiB read costs one block), shared
+ * between readers while in flight (single-flight per block), copied to the readers from memory,
+ * and written back by the store's worker threads.
  */
 export class ChunkReader implements BlobReader {
   readonly counters: ReaderCounters = newReaderCounters();
-  private readonly inflight = new Map<string, Promise<Buffer>>();
-  /** Chunk key → moves its queued fetch ahead (set while the fetch waits for a slot). */
-  private readonly promoters = new Map<string, () => void>();
+  /** Per blob: block index → the fetch bringing it, until its bytes are on disk. */
+  private readonly inflight = new Map<string, Map<number, Fetch>>();
   private readonly sizes = new Map<string, Promise<number>>();
-  private readonly global: Semaphore;
-  private readonly perBlob = new Map<string, { sem: Semaphore; users: number }>();
-  private readonly verifying = new Set<string>();
+  private readonly slots: FetchSlots;
+  private readonly writeBack: WriteBack;
+  private readonly verifier: BlobVerifier;
   private readonly log: Logger;
-  private readonly pendingWrites = new Set<Promise<void>>();
-  /** Fetched bytes not yet on disk; fetching pauses above the limit so memory stays bounded. */
-  private pendingWriteBytes = 0;
-  private readonly writeWaiters: (() => void)[] = [];
 
   constructor(
-    private readonly store: ChunkStore,
+    private readonly store: BlockStore,
     private readonly upstream: Upstream,
     private readonly opts: ChunkReaderOptions,
   ) {
-    this.global = new Semaphore(opts.globalConcurrency);
     this.log = opts.logger ?? silentLogger;
+    this.slots = new FetchSlots(opts.globalConcurrency, opts.perBlobConcurrency);
+    this.writeBack = new WriteBack(opts.maxPendingWriteBytes ?? 64 << 20, (e) => this.log.warn({ err: (e as Error).message }, 'background cache work failed'));
+    this.verifier = new BlobVerifier(store, this.counters, this.log);
   }
 
-  get chunkSize(): number {
-    return this.opts.chunkSize;
+  /** The fetch and checksum granularity. */
+  get blockSize(): number {
+    return this.store.blockSize;
   }
 
   /** Blob size: memory, then the store (no network after a restart), then upstream. */
   size(digest: Digest, signal?: AbortSignal): Promise<number> {
     let p = this.sizes.get(digest);
     if (!p) {
-      p = (async () => {
-        const stored = await this.store.get(metaKey(digest, 'size'));
-        if (stored && stored.length === 8) return Number(stored.readBigUInt64LE(0));
-        const n = await this.upstream.size(digest, signal);
-        const b = Buffer.alloc(8);
-        b.writeBigUInt64LE(BigInt(n));
-        await this.store.put(metaKey(digest, 'size'), b);
-        return n;
-      })();
+      const stored = this.store.knownSize(blobKey(digest));
+      p = stored !== undefined ? Promise.resolve(stored) : this.upstream.size(digest, signal);
       this.sizes.set(digest, p);
       p.catch(() => this.sizes.delete(digest));
     }
@@ -105,277 +93,158 @@ export class ChunkReader implements BlobReader {
     const size = await this.size(digest, signal);
     const end = Math.min(size, offset + into.length);
     if (offset >= end) return 0;
-    const cs = this.opts.chunkSize;
-    const first = Math.floor(offset / cs);
-    const last = Math.floor((end - 1) / cs);
-    // Fetches are shared between readers, so they are not tied to this caller's signal; the
-    // registry's retry budget bounds them. The signal only guards the copy below.
-    const chunks = await Promise.all(this.chunks(digest, size, first, last, undefined, true));
-    if (signal?.aborted) throw new AbortedError({ digest });
-    let copied = 0;
-    for (let i = first; i <= last; i++) {
-      const data = chunks[i - first]!;
-      const chunkStart = i * cs;
-      const from = Math.max(offset, chunkStart) - chunkStart;
-      const to = Math.min(end, chunkStart + data.length) - chunkStart;
-      if (to - from < 0 || chunkStart + data.length < Math.min(end, chunkStart + cs)) {
-        throw new ProtocolError(`chunk ${i} of ${digest} is ${data.length} bytes, expected more`, { digest });
+    const out = into.subarray(0, end - offset);
+    const key = blobKey(digest);
+    const bs = this.store.blockSize;
+    const first = Math.floor(offset / bs);
+    const last = Math.floor((end - 1) / bs);
+    const flying = this.inflight.get(key);
+    const copies: Promise<void>[] = [];
+    // Walk the blocks as runs of one source each: on disk, in flight, or missing.
+    for (let b = first; b <= last; ) {
+      const f = flying?.get(b);
+      let e = b;
+      if (f) {
+        while (e < last && flying!.get(e + 1) === f) e++;
+        f.promote(); // a reader now waits for it
+        copies.push(this.copyFetched(f, Math.max(offset, b * bs), Math.min(end, (e + 1) * bs), offset, out, signal));
+      } else if (this.store.hasBlock(key, b)) {
+        while (e < last && !flying?.get(e + 1) && this.store.hasBlock(key, e + 1)) e++;
+        copies.push(this.copyStored(digest, key, size, Math.max(offset, b * bs), Math.min(end, (e + 1) * bs), offset, out, signal));
+      } else {
+        while (e < last && !flying?.get(e + 1) && !this.store.hasBlock(key, e + 1)) e++;
+        for (const nf of this.startFetches(digest, key, size, b, e, true)) copies.push(this.copyFetched(nf, Math.max(offset, nf.start), Math.min(end, nf.end), offset, out, signal));
       }
-      into.set(data.subarray(from, to), copied);
-      copied += to - from;
+      b = e + 1;
     }
-    this.counters.bytesServed += copied;
-    return copied;
+    await Promise.all(copies);
+    this.counters.bytesServed += out.length;
+    return out.length;
   }
 
   /**
-   * Makes sure chunks covering [offset, offset+length) are cached or being fetched (read-ahead);
-   * with `near`, chunks already on disk are also loaded into the memory cache.
+   * Makes sure the blocks covering [offset, offset+length) are on disk or on their way
+   * (read-ahead). `near`: a reader is right behind, so these requests go before other read-ahead.
    */
   prefetch(digest: Digest, offset: number, length: number, size: number, near = false): Promise<void> {
     const end = Math.min(size, offset + length);
     if (offset >= end) return Promise.resolve();
-    const cs = this.opts.chunkSize;
-    // Only what is missing: chunks already on disk stay there, and loading them into memory here
-    // would push the chunks being read right now out of the hot cache.
+    const key = blobKey(digest);
+    const bs = this.store.blockSize;
+    const last = Math.floor((end - 1) / bs);
+    const flying = this.inflight.get(key);
     const waits: Promise<Buffer>[] = [];
-    let runStart = -1;
-    const first = Math.floor(offset / cs);
-    const last = Math.floor((end - 1) / cs);
-    // Right after a sequential reader, chunks on disk are read into memory now, so the reader
-    // finds them there instead of waiting for the disk one chunk at a time.
-    const warmUpTo = near ? last : first - 1;
-    for (let i = first; i <= warmUpTo; i++) {
-      const key = chunkKey(digest, cs, i);
-      if (this.opts.hot && !this.opts.hot.get(key) && !this.inflight.has(key) && this.store.has(key)) waits.push(...this.chunks(digest, size, i, i, undefined, false));
-    }
-    for (let i = first; i <= last + 1; i++) {
-      const missing = i <= last && !this.isCachedOrInFlight(digest, i);
-      if (missing && runStart < 0) runStart = i;
-      if (!missing && runStart >= 0) {
-        waits.push(...this.chunks(digest, size, runStart, i - 1, undefined, false));
-        runStart = -1;
+    for (let b = Math.floor(offset / bs); b <= last; ) {
+      if (flying?.get(b) || this.store.hasBlock(key, b)) {
+        b++;
+        continue;
       }
+      let e = b;
+      while (e < last && !flying?.get(e + 1) && !this.store.hasBlock(key, e + 1)) e++;
+      for (const f of this.startFetches(digest, key, size, b, e, near)) waits.push(f.data);
+      b = e + 1;
     }
     return Promise.all(waits).then(() => undefined);
   }
 
-  /** Whether a chunk is on disk or on its way (read-ahead uses it to skip work). */
-  isCachedOrInFlight(digest: Digest, index: number): boolean {
-    const k = chunkKey(digest, this.opts.chunkSize, index);
-    return this.inflight.has(k) || this.store.has(k);
-  }
-
-  /** Resolves when background cache writes have finished (tests, shutdown). */
+  /** Resolves when background cache work has finished (tests, shutdown). */
   async flush(): Promise<void> {
-    while (this.pendingWrites.size > 0) await Promise.all([...this.pendingWrites]);
+    await this.writeBack.flush();
+    await this.store.flush();
   }
 
-  /**
-   * One promise per chunk in [first, last]. Chunks already in flight are shared; the rest are
-   * looked up on disk and the misses fetched in coalesced runs.
-   */
-  private chunks(digest: Digest, size: number, first: number, last: number, signal: AbortSignal | undefined, urgent: boolean): Promise<Buffer>[] {
-    const cs = this.opts.chunkSize;
-    const out: Promise<Buffer>[] = [];
-    const mine: Pending[] = [];
-    for (let i = first; i <= last; i++) {
-      const key = chunkKey(digest, cs, i);
-      const hot = this.opts.hot?.get(key);
-      if (hot) {
-        this.counters.chunkHits++;
-        out.push(Promise.resolve(hot));
-        continue;
-      }
-      let p = this.inflight.get(key);
-      // A reader now waits for a chunk that read-ahead queued: move that fetch to the front.
-      if (p && urgent) this.promoters.get(key)?.();
-      if (!p) {
-        let resolve!: (b: Buffer) => void;
-        let reject!: (e: unknown) => void;
-        p = new Promise<Buffer>((res, rej) => {
-          resolve = res;
-          reject = rej;
-        });
-        p.catch(() => {}); // observed by the readers that await it
-        this.inflight.set(key, p);
-        const entry = p;
-        // Stays in flight until the chunk is on disk, so a reader arriving in between neither
-        // misses the store nor fetches again.
-        const done = (): void => void (this.inflight.get(key) === entry && this.inflight.delete(key));
-        mine.push({ index: i, resolve, reject, done });
-      }
-      out.push(p);
+  // ---------- serving ----------
+
+  private async copyFetched(f: Fetch, from: number, to: number, offset: number, out: Uint8Array, signal?: AbortSignal): Promise<void> {
+    const buf = await f.data;
+    // The kernel's buffer is only written while the kernel still waits for it.
+    if (signal?.aborted) throw new AbortedError({});
+    out.set(buf.subarray(from - f.start, to - f.start), from - offset);
+  }
+
+  private async copyStored(digest: Digest, key: string, size: number, from: number, to: number, offset: number, out: Uint8Array, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw new AbortedError({ digest });
+    if (await this.store.read(key, from, out.subarray(from - offset, to - offset))) {
+      this.counters.chunkHits++;
+      return;
     }
-    if (mine.length > 0) {
-      void this.load(digest, size, mine, signal, urgent).catch((e: unknown) => {
-        for (const m of mine) {
-          m.reject(e); // no-op for the ones already settled
-          m.done();
-        }
-      });
+    // Gone or corrupt since we looked: fetch those blocks again.
+    const bs = this.store.blockSize;
+    const fetches = this.startFetches(digest, key, size, Math.floor(from / bs), Math.floor((to - 1) / bs), true);
+    await Promise.all(fetches.map((f) => this.copyFetched(f, Math.max(from, f.start), Math.min(to, f.end), offset, out, signal)));
+  }
+
+  // ---------- fetching ----------
+
+  /** Fetches blocks [first, last] as ranges of at most the request limit; each is registered in flight. */
+  private startFetches(digest: Digest, key: string, size: number, first: number, last: number, urgent: boolean): Fetch[] {
+    const bs = this.store.blockSize;
+    const limit = urgent ? this.opts.maxRequestBytes : (this.opts.prefetchRequestBytes ?? this.opts.maxRequestBytes);
+    const perRequest = Math.max(1, Math.floor(limit / bs));
+    let flying = this.inflight.get(key);
+    if (!flying) this.inflight.set(key, (flying = new Map()));
+    const out: Fetch[] = [];
+    for (let b = first; b <= last; b += perRequest) {
+      const e = Math.min(last, b + perRequest - 1);
+      const f: Fetch = { start: b * bs, end: Math.min(size, (e + 1) * bs), data: Promise.resolve(Buffer.alloc(0)), promote: () => {} };
+      for (let i = b; i <= e; i++) flying.set(i, f);
+      f.data = this.fetchRun(digest, key, size, f, urgent, b, e);
+      f.data.catch(() => {}); // observed by the readers that await it
+      out.push(f);
+      if (e > b) this.counters.coalescedRequests++;
     }
     return out;
   }
 
-  private async load(
-    digest: Digest,
-    size: number,
-    mine: Pending[],
-    signal: AbortSignal | undefined,
-    urgent: boolean,
-  ): Promise<void> {
-    const cs = this.opts.chunkSize;
-    const found = await Promise.all(mine.map((m) => this.store.get(chunkKey(digest, cs, m.index)).catch(() => undefined)));
-    const missing: Pending[] = [];
-    mine.forEach((m, j) => {
-      const data = found[j];
-      const expected = Math.min(cs, size - m.index * cs);
-      if (data && data.length === expected) {
-        this.counters.chunkHits++;
-        this.opts.hot?.set(chunkKey(digest, cs, m.index), data);
-        m.resolve(data);
-        m.done();
-      } else missing.push(m);
-    });
-    // Adjacent misses become one request, up to maxRequestBytes each.
-    const limit = urgent ? this.opts.maxRequestBytes : (this.opts.prefetchRequestBytes ?? this.opts.maxRequestBytes);
-    const maxChunks = Math.max(1, Math.floor(limit / cs));
-    const runs: Pending[][] = [];
-    for (const m of missing) {
-      const run = runs[runs.length - 1];
-      if (run && run[run.length - 1]!.index === m.index - 1 && run.length < maxChunks) run.push(m);
-      else runs.push([m]);
-    }
-    await Promise.all(runs.map((run) => this.fetchRun(digest, size, run, signal, urgent)));
-  }
-
-  private async fetchRun(
-    digest: Digest,
-    size: number,
-    run: Pending[],
-    signal: AbortSignal | undefined,
-    urgent: boolean,
-  ): Promise<void> {
-    const cs = this.opts.chunkSize;
-    const start = run[0]!.index * cs;
-    const end = Math.min(size, (run[run.length - 1]!.index + 1) * cs);
-    const blob = this.blobSemaphore(digest);
+  /** Back-pressure, a slot, the transfer, then the write-back; the blocks leave `inflight` once on disk. */
+  private async fetchRun(digest: Digest, key: string, size: number, f: Fetch, urgent: boolean, first: number, last: number): Promise<Buffer> {
+    const forget = (): void => {
+      const flying = this.inflight.get(key);
+      if (!flying) return;
+      for (let i = first; i <= last; i++) if (flying.get(i) === f) flying.delete(i);
+      if (flying.size === 0) this.inflight.delete(key);
+    };
+    let buf: Buffer;
     try {
-      while (this.pendingWriteBytes > (this.opts.maxPendingWriteBytes ?? 64 << 20)) {
-        await new Promise<void>((r) => this.writeWaiters.push(r));
+      await this.writeBack.room();
+      const ticket = this.slots.acquire(digest, urgent);
+      f.promote = ticket.promote;
+      const release = await ticket.ready;
+      f.promote = () => {};
+      try {
+        buf = await this.transfer(digest, f.start, f.end);
+      } finally {
+        release();
       }
-      // Both semaphores are waited for with a promotable ticket: while this run waits, a reader
-      // that needs one of its chunks can move it ahead of other read-ahead.
-      const keys = run.map((m) => chunkKey(digest, cs, m.index));
-      let promoted = urgent;
-      let ticket = blob.sem.acquire(urgent);
-      const promote = (): void => {
-        promoted = true;
-        ticket.promote();
-      };
-      for (const k of keys) this.promoters.set(k, promote);
-      const releaseBlob = await ticket.ready;
-      ticket = this.global.acquire(promoted);
-      const releaseGlobal = await ticket.ready;
-      for (const k of keys) this.promoters.delete(k);
-      const buf = await (async () => {
-        try {
-          const b = Buffer.allocUnsafe(end - start);
-          this.counters.requests++;
-          if (run.length > 1) this.counters.coalescedRequests++;
-          this.counters.inFlightBytes += b.length;
-          this.counters.peakInFlightBytes = Math.max(this.counters.peakInFlightBytes, this.counters.inFlightBytes);
-          try {
-            const n = await this.upstream.readAt(digest, start, b, signal);
-            if (n !== b.length) throw new ProtocolError(`blob ${digest} ended at ${start + n}, expected ${end} bytes`, { digest, range: { start, end } });
-            return b;
-          } finally {
-            this.counters.inFlightBytes -= b.length;
-          }
-        } finally {
-          releaseGlobal();
-          releaseBlob();
-        }
-      })();
-      this.counters.bytesFetched += buf.length;
-      this.counters.chunkMisses += run.length;
-      const writes: Promise<void>[] = [];
-      this.pendingWriteBytes += buf.length;
-      for (const m of run) {
-        const off = m.index * cs - start;
-        const data = buf.subarray(off, Math.min(buf.length, off + cs));
-        this.opts.hot?.set(chunkKey(digest, cs, m.index), data);
-        m.resolve(data);
-        writes.push(this.store.put(chunkKey(digest, cs, m.index), data).finally(m.done));
-      }
-      this.track(
-        Promise.all(writes)
-          .finally(() => {
-            this.pendingWriteBytes -= buf.length;
-            for (const w of this.writeWaiters.splice(0)) w();
-          })
-          .then(() => this.maybeVerify(digest, size)),
-      );
     } catch (e) {
-      for (const m of run) {
-        m.reject(e);
-        m.done();
-      }
-    } finally {
-      if (--blob.users === 0) this.perBlob.delete(digest);
+      forget();
+      throw e;
     }
+    this.counters.chunkMisses += last - first + 1;
+    this.writeBack.track(
+      buf.length,
+      this.store
+        .write(key, size, f.start, buf)
+        .finally(forget)
+        .then(() => (this.opts.verifyBlobs === false ? undefined : this.verifier.maybeVerify(digest, key))),
+    );
+    return buf;
   }
 
-  private blobSemaphore(digest: Digest): { sem: Semaphore; users: number } {
-    let b = this.perBlob.get(digest);
-    if (!b) {
-      b = { sem: new Semaphore(this.opts.perBlobConcurrency), users: 0 };
-      this.perBlob.set(digest, b);
-    }
-    b.users++;
-    return b;
-  }
-
-  private track(p: Promise<void>): void {
-    const t = p.catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'background cache work failed'));
-    this.pendingWrites.add(t);
-    void t.finally(() => this.pendingWrites.delete(t));
-  }
-
-  /**
-   * Once every chunk of a blob is on disk, hash it against its digest (once). A mismatch means
-   * the registry or the disk handed us wrong bytes: purge the blob and say so.
-   */
-  private async maybeVerify(digest: Digest, size: number): Promise<void> {
-    if (this.opts.verifyBlobs === false || this.verifying.has(digest)) return;
-    const cs = this.opts.chunkSize;
-    const count = Math.ceil(size / cs);
-    if (this.store.has(metaKey(digest, 'verified'))) return;
-    for (let i = 0; i < count; i++) if (!this.store.has(chunkKey(digest, cs, i))) return;
-    this.verifying.add(digest);
+  /** One range request into a buffer of its own (readers copy from it until it is on disk). */
+  private async transfer(digest: Digest, start: number, end: number): Promise<Buffer> {
+    const b = Buffer.allocUnsafeSlow(end - start);
+    this.counters.requests++;
+    this.counters.inFlightBytes += b.length;
+    this.counters.peakInFlightBytes = Math.max(this.counters.peakInFlightBytes, this.counters.inFlightBytes);
     try {
-      const algo = digestAlgorithm(digest);
-      const h = createHash(algo);
-      for (let i = 0; i < count; i++) {
-        const data = await this.store.get(chunkKey(digest, cs, i));
-        if (!data) return; // evicted meanwhile: verify another time
-        h.update(data);
-      }
-      const actual = `${algo}:${h.digest('hex')}`;
-      this.counters.blobsVerified++;
-      if (actual === digest) {
-        await this.store.put(metaKey(digest, 'verified'), Buffer.from('1'));
-        return;
-      }
-      this.counters.blobsPurged++;
-      this.log.error({ digest, actual }, `blob ${digest} hashes to ${actual}; purged from the cache`);
-      for (let i = 0; i < count; i++) {
-        this.opts.hot?.delete(chunkKey(digest, cs, i));
-        await this.store.delete(chunkKey(digest, cs, i));
-      }
+      // Shared between readers, so not tied to one caller's signal; the registry's retry budget bounds it.
+      const n = await this.upstream.readAt(digest, start, b);
+      if (n !== b.length) throw new ProtocolError(`blob ${digest} ended at ${start + n}, expected ${end} bytes`, { digest, range: { start, end } });
+      this.counters.bytesFetched += n;
+      return b;
     } finally {
-      this.verifying.delete(digest);
+      this.counters.inFlightBytes -= b.length;
     }
   }
 }

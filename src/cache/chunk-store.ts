@@ -1,18 +1,4 @@
-/** Opaque keys → verified bytes. What blob/ needs from a cache, nothing more. */
-export interface ChunkStore {
-  /** The bytes stored under key, verified; undefined when absent or corrupt (a miss). */
-  get(key: string): Promise<Buffer | undefined>;
-  /** Stores bytes; never throws: a cache that cannot write degrades to a pass-through. */
-  put(key: string, data: Uint8Array): Promise<void>;
-  has(key: string): boolean;
-  delete(key: string): Promise<void>;
-  keys(): string[];
-  readonly counters: CacheCounters;
-  /** Bytes accounted on disk. */
-  readonly size: number;
-  close(): Promise<void>;
-}
-
+/** What the block store counts (the daemon exports these as metrics), and the key alphabet. */
 export interface CacheCounters {
   hits: number;
   misses: number;

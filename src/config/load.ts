@@ -76,6 +76,7 @@ export async function loadConfig(flags: RawConfig, env: NodeJS.ProcessEnv = proc
     ...(resolved as { [K in ConfigKey]: ValueOf<(typeof SCHEMA)[K]> }),
     notifySocket: env['NOTIFY_SOCKET'] || undefined,
     watchdogUsec: watchdog && /^\d+$/.test(watchdog) ? Number(watchdog) : undefined,
+    listen: Object.freeze({ pid: env['LISTEN_PID'], fds: env['LISTEN_FDS'], fdNames: env['LISTEN_FDNAMES'] }),
     proxy: Object.freeze({
       http: env['HTTP_PROXY'] ?? env['http_proxy'],
       https: env['HTTPS_PROXY'] ?? env['https_proxy'],

@@ -178,7 +178,8 @@ export const SCHEMA = {
     flag: { type: 'string', commands: EVERY },
   }),
   cacheSize: withDefault({ parse: size, default: '10GiB', help: 'cache size limit, e.g. 10GiB', flag: { type: 'string', commands: EVERY } }),
-  chunkSize: withDefault({ parse: chunkSize, default: '1MiB', help: 'cache chunk size, power of two 64KiB…16MiB', flag: { type: 'string', commands: EVERY } }),
+  // The block a random read fetches and the cache checksums (#16: a cold 4 KiB read costs 64 KiB, not 1 MiB).
+  chunkSize: withDefault({ parse: chunkSize, default: '64KiB', help: 'cache block size: what a random read fetches and the cache checksums, power of two 64KiB…16MiB', flag: { type: 'string', commands: EVERY } }),
   platform: optional({
     parse: platform,
     defaultHelp: 'this host',
@@ -242,6 +243,12 @@ export const SCHEMA = {
     help: 'let other users (and containers) see the mount (needs user_allow_other in /etc/fuse.conf)',
     flag: { type: 'boolean', commands: ['mount', 'serve'] },
   }),
+  keepMounts: withDefault({
+    parse: bool,
+    default: false,
+    help: 'root: the mount survives a crash or an upgrade; a new start on the same mountpoint takes it over, SIGUSR2 hands it over (docs/takeover.md, #19)',
+    flag: { type: 'boolean', commands: ['mount', 'serve'] },
+  }),
   control: withDefault({
     parse: str,
     default: (c) => join(String(c.resolved['cacheDir']), 'control.sock'),
@@ -267,6 +274,8 @@ export interface EnvironmentFacts {
   /** $NOTIFY_SOCKET and $WATCHDOG_USEC from systemd. */
   readonly notifySocket: string | undefined;
   readonly watchdogUsec: number | undefined;
+  /** Descriptors systemd passed ($LISTEN_PID, $LISTEN_FDS, $LISTEN_FDNAMES: sd_listen_fds(3)). */
+  readonly listen: { readonly pid: string | undefined; readonly fds: string | undefined; readonly fdNames: string | undefined };
   readonly proxy: { readonly http: string | undefined; readonly https: string | undefined; readonly noProxy: string | undefined };
 }
 

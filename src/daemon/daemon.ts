@@ -1,11 +1,14 @@
+import { join, resolve } from 'node:path';
 import type { RegfsConfig } from '../config/schema.js';
 import { ReadOnlyFilesystem } from '../fs/filesystem.js';
 import type { FuseMount } from '../fs/fuse-adapter.js';
+import { type KeptMount, openKeptMount, retirePredecessor } from '../fs/kept-mount.js';
 import type { FsNode } from '../fs/node.js';
 import { RegfsError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import { type Platform, type Registry, hostPlatform, parsePlatform } from '../registry/index.js';
 import { type DataPath, openDataPath } from './cache-setup.js';
+import { mountKeeper } from './kept-mounts.js';
 import { createLogger } from './logger.js';
 import { type MetricsSink, createMetrics, serveMetrics } from './metrics.js';
 import { watchMount } from './mount-watch.js';
@@ -77,7 +80,12 @@ export async function runDaemon(cfg: RegfsConfig, opts: DaemonOptions, present: 
   try {
     const metrics = await createMetrics(opts.alwaysMetrics || cfg.metrics !== undefined);
     const fuseAdapter = await loadFuseAdapter();
-    const mountpoint = await prepareMountpoint(opts.mountpoint);
+    const keeper = await mountKeeper(cfg, logger);
+    const sessions = join(cfg.cacheDir, 'sessions');
+    // A kept mount may be live at the mountpoint already: openKeptMount checks it when it mounts
+    // afresh. A regfs still serving it hands over first (it owns the cache dir until it exits).
+    const mountpoint = keeper ? resolve(opts.mountpoint) : await prepareMountpoint(opts.mountpoint);
+    if (keeper) await retirePredecessor(sessions, mountpoint, logger);
     const registry = await registryHolder(cfg, scope, metrics);
     const data = await scope.use('data path', () => openDataPath(cfg, logger), (d) => d.close());
     const platform = cfg.platform ? parsePlatform(cfg.platform) : hostPlatform();
@@ -97,16 +105,30 @@ export async function runDaemon(cfg: RegfsConfig, opts: DaemonOptions, present: 
       metricsAddress = m.address;
     }
     const fs = new ReadOnlyFilesystem(presentation.root, { onRead: (_n, ms) => metrics.observeRead(ms / 1000) });
-    mount = await fuseAdapter.mountFuse(fs, mountpoint, {
+    const mountOpts = {
       // The kernel waits for our answer; give the registry its whole budget, then say EIO.
       readDeadlineMs: cfg.retryBudget + 5_000,
       allowOther: cfg.allowOther,
       logger,
       ...(presentation.cacheTtlS !== undefined ? { cacheTtlS: presentation.cacheTtlS } : {}),
-    });
+    };
+    let kept: KeptMount | undefined;
+    if (keeper) {
+      const prepare = async (): Promise<void> => void (await prepareMountpoint(opts.mountpoint));
+      kept = await openKeptMount(fs, mountpoint, { cacheTtlS: 3600, ...mountOpts, keeper, stateDir: sessions, prepare });
+      mount = kept;
+    } else {
+      mount = await fuseAdapter.mountFuse(fs, mountpoint, mountOpts);
+    }
     const m = mount;
     const mountId = await fuseMountIdAt(mountpoint);
     scope.defer('mount', async () => {
+      // SIGUSR2 with a kept mount: the next process takes the session over; nothing is unmounted.
+      if (kept && scope.reason?.kind === 'signal' && scope.reason.signal === 'SIGUSR2') {
+        await kept.handOver();
+        logger.info({ mountpoint }, 'handed the mount over to the next process');
+        return;
+      }
       m.abortReads();
       // Only our own mount: after an unmount from outside, another one may sit on the path now.
       if (mountId !== undefined && !(await mountIdExists(mountId))) return;

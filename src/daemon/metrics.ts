@@ -76,7 +76,7 @@ export async function serveMetrics(metrics: MetricsSink, addr: string, healthy: 
 
 function listen(server: Server, ...args: [string] | [number, string]): Promise<void> {
   return new Promise((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(new ConfigError(`cannot serve metrics on ${args.join(':')}: ${e.message}`)));
+    server.once('error', (e: NodeJS.ErrnoException) => reject(new ConfigError(`cannot serve metrics on ${args.length === 2 ? `${args[1]}:${args[0]}` : args[0]}: ${e.message}`)));
     (server.listen as (...a: unknown[]) => void)(...args, () => resolve());
   });
 }

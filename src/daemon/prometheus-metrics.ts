@@ -36,7 +36,7 @@ export class PrometheusMetrics implements MetricsSink {
       registers: [r],
     });
     this.indexes = new Counter({ name: 'regfs_layer_indexes_built_total', help: 'Layer indexes built (a full pass over the layer)', labelNames: ['format'], registers: [r] });
-    this.served = new Counter({ name: 'regfs_layers_served_total', help: 'Layers opened, by how they are served (estargz, soci, soci-refused, cached-index, local-pass, tar-walk)', labelNames: ['how'], registers: [r] });
+    this.served = new Counter({ name: 'regfs_layers_served_total', help: 'Layers opened, by how they are served: the format (estargz, zstd:chunked, soci, index = cached index, local-pass, …), or soci-refused for a zTOC that disagreed with its layer', labelNames: ['how'], registers: [r] });
     this.indexDone = new Gauge({ name: 'regfs_layer_index_progress_ratio', help: 'Progress of layer indexing passes (1 = done)', labelNames: ['layer'], registers: [r] });
     const sources = (): MetricSources => this.sources;
     // Monotonic counters kept elsewhere: advance by the difference at each scrape.

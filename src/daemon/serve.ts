@@ -1,5 +1,7 @@
 import { mkdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { RegfsConfig } from '../config/schema.js';
+import { regfsMountAt } from '../fs/kept-mount.js';
 import { InodeAllocator } from '../fs/node.js';
 import { ConfigError } from '../lib/errors.js';
 import { formatSize } from '../lib/size.js';
@@ -27,7 +29,9 @@ export interface ServeHooks {
  */
 export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<StopReason> {
   if (!cfg.store) throw new ConfigError('serve needs `store` (the mount path of the image store) in the config or --store');
-  await mkdir(cfg.store, { recursive: true });
+  // A kept store mount may be live here, waiting for us to serve it: touching it would wait for
+  // ourselves (mkdir stats the mount's root).
+  if (!(cfg.keepMounts && (await regfsMountAt(resolve(cfg.store))))) await mkdir(cfg.store, { recursive: true });
   return runDaemon(
     cfg,
     { mountpoint: cfg.store, alwaysMetrics: true, signals: hooks.stopped, onReady: (line) => hooks.onReady(line), unmountedIsError: true },

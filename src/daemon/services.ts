@@ -3,7 +3,7 @@ import type { BlobReader } from '../lib/blob-reader.js';
 import type { Logger } from '../lib/logger.js';
 import { type ResolvedImage, createBlobFetcher, hostPlatform, parsePlatform, parseReference, resolveImage } from '../registry/index.js';
 import type { ChunkReader } from '../blob/chunk-reader.js';
-import type { DiskChunkStore } from '../cache/disk-chunk-store.js';
+import type { BlockStore } from '../cache/block-store.js';
 import { openDataPath } from './cache-setup.js';
 import { createLogger } from './logger.js';
 import { setupRegistry } from './registry-setup.js';
@@ -16,7 +16,7 @@ export interface Services {
   /** Blobs of the reference's repository, read through the chunk cache. */
   blobReader(ref: string): BlobReader;
   readonly reader: ChunkReader;
-  readonly store: DiskChunkStore;
+  readonly store: BlockStore;
 }
 
 /** The daemon's registry and data path without a mount, released when `fn` ends. */

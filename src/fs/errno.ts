@@ -16,7 +16,8 @@ export type ErrnoName =
   | 'EOPNOTSUPP'
   | 'EACCES'
   | 'EBUSY'
-  | 'ENODEV';
+  | 'ENODEV'
+  | 'ESTALE';
 
 /** An error fs/ raises itself and that already knows its errno: lookups, type mismatches, writes. */
 export class FsError extends RegfsError {

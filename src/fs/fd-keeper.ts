@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../lib/hash.js';
 
 /**
  * Somewhere a /dev/fuse descriptor outlives the process that mounted it (issue #19): systemd's
@@ -18,5 +18,5 @@ export interface FdKeeper {
  * systemd FDNAME (at most 255 printable ASCII characters, no ':').
  */
 export function fdNameFor(mountpoint: string): string {
-  return `regfs-fuse-${createHash('sha256').update(mountpoint).digest('hex').slice(0, 16)}`;
+  return `regfs-fuse-${sha256Hex(mountpoint).slice(0, 16)}`;
 }

@@ -1,5 +1,5 @@
 import { FsError } from './errno.js';
-import { type FsNode, kindBits } from './node.js';
+import { type FsNode, kindBits, loadNode } from './node.js';
 import { SequentialReadahead, type ReadaheadPolicy, DEFAULT_READAHEAD } from './readahead.js';
 
 export interface Stat {
@@ -31,6 +31,8 @@ export interface FilesystemOptions {
 /** What a sequential reader needs next, kept in memory ahead of it. */
 const NEAR_AHEAD = 4 << 20;
 const O_ACCMODE = 3;
+const NO_NAMES: string[] = [];
+const UNSUPPORTED_XATTRS = new Set(['security.selinux', 'system.posix_acl_access', 'system.posix_acl_default']);
 const O_RDONLY = 0;
 
 /**
@@ -51,7 +53,31 @@ export class ReadOnlyFilesystem {
   }
 
   async lookup(path: string): Promise<FsNode> {
-    if (path === '/' || path === '') return this.root;
+    return this.peek(path) ?? this.walk(path);
+  }
+
+  /**
+   * The node at `path` when no directory on the way needs loading: a few Map lookups, no
+   * promise. The kernel asks getattr, getxattr and listxattr for every entry `ls -l` shows (#16).
+   */
+  peek(path: string): FsNode | undefined {
+    let node = this.root;
+    for (let start = 1; start < path.length; ) {
+      let end = path.indexOf('/', start);
+      if (end < 0) end = path.length;
+      if (end > start) {
+        if (node.kind !== 'dir' || node.load) return undefined;
+        const next = node.children?.get(path.slice(start, end));
+        if (!next) return undefined;
+        node = next;
+      }
+      start = end + 1;
+    }
+    return node;
+  }
+
+  /** The general walk: loads lazy directories and resolves names on the way. */
+  private async walk(path: string): Promise<FsNode> {
     let node = this.root;
     for (const name of path.split('/')) {
       if (name === '') continue;
@@ -158,11 +184,17 @@ export class ReadOnlyFilesystem {
   }
 
   async getxattr(path: string, name: string): Promise<Buffer | undefined> {
-    return (await this.settled(path)).xattrs?.get(name);
+    const v = (await this.settled(path)).xattrs?.get(name);
+    // `ls -l` asks these two of every entry, and the kernel does not cache the answer. "Not
+    // supported" (what a filesystem without SELinux labels or ACLs says) makes coreutils stop
+    // asking for the rest of the mount: 2 requests for a whole `ls -lR` instead of 2 per entry.
+    if (v === undefined && UNSUPPORTED_XATTRS.has(name)) throw new FsError('EOPNOTSUPP', `${path}: no ${name} here`);
+    return v;
   }
 
   async listxattr(path: string): Promise<string[]> {
-    return [...((await this.settled(path)).xattrs?.keys() ?? [])];
+    const node = await this.settled(path);
+    return node.xattrs ? [...node.xattrs.keys()] : NO_NAMES;
   }
 
   get openHandles(): number {
@@ -193,18 +225,7 @@ export class ReadOnlyFilesystem {
   }
 
   private async children(node: FsNode): Promise<Map<string, FsNode>> {
-    if (node.load) {
-      const load = node.load;
-      // Concurrent lookups share one load; a failed load is retried by the next lookup.
-      const p = (node as FsNode & { loading?: Promise<void> }).loading ??= load().then(
-        () => void (node.load = undefined),
-        (e: unknown) => {
-          (node as FsNode & { loading?: Promise<void> }).loading = undefined;
-          throw e;
-        },
-      );
-      await p;
-    }
+    await loadNode(node);
     return node.children ?? new Map();
   }
 }

@@ -80,6 +80,24 @@ export interface FsNode {
   onRemoveChild?: (name: string) => void;
 }
 
+/**
+ * Runs a lazy node's `load` once: concurrent callers (and every mount that shows the node) share
+ * one load; a failed load is retried by the next caller.
+ */
+export async function loadNode(node: FsNode): Promise<void> {
+  if (!node.load) return;
+  const load = node.load;
+  const n = node as FsNode & { loading?: Promise<void> };
+  n.loading ??= load().then(
+    () => void (node.load = undefined),
+    (e: unknown) => {
+      n.loading = undefined;
+      throw e;
+    },
+  );
+  await n.loading;
+}
+
 /** Hands out inode numbers that stay stable for the life of the mount (32-bit: fuse-native's limit). */
 export class InodeAllocator {
   private next = 2;

@@ -3,6 +3,7 @@ import { AbortedError } from '../lib/errors.js';
 import { LayerFormatError } from './errors.js';
 import type { GzipIndex } from './gzip-index.js';
 import { nativeInflate } from './native-inflate.js';
+import { spanIndexAt } from './checkpoint-search.js';
 
 /** A small memory cache for decompressed spans (the daemon hands in an LRU). */
 export interface SpanCache {
@@ -64,16 +65,9 @@ export class GzipRandomReader {
   }
 
   private spanAt(offset: number): number {
-    const cps = this.index.checkpoints;
-    let lo = 0;
-    let hi = cps.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (cps[mid]!.out <= offset) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+    return spanIndexAt(this.index.checkpoints, offset);
   }
+
 
   private span(i: number): Promise<Buffer> {
     const key = `${this.digest}#${i}`;

@@ -1,3 +1,4 @@
+import { OnceMap } from '../lib/single-flight.js';
 import type { Layer } from './layer.js';
 import { type BuildProblem, type ImageNode, buildLayerTree, emptyRoot, mergeLayer, resolveImplied } from './tree.js';
 
@@ -9,16 +10,13 @@ import { type BuildProblem, type ImageNode, buildLayerTree, emptyRoot, mergeLaye
  * that cannot be indexed) is tried again by the next caller.
  */
 export class ImageTrees {
-  private readonly layerTrees: (Promise<ImageNode> | undefined)[];
-  private readonly steps: (Promise<ImageNode> | undefined)[];
+  private readonly layerTrees = new OnceMap<number, ImageNode>();
+  private readonly steps = new OnceMap<number, ImageNode>();
 
   constructor(
     readonly layers: Layer[],
     private readonly report: (layer: string, p: BuildProblem) => void,
-  ) {
-    this.layerTrees = layers.map(() => undefined);
-    this.steps = layers.map(() => undefined);
-  }
+  ) {}
 
   /** Layer i as an overlayfs lower dir (implied directories resolved). */
   async layerTree(i: number): Promise<ImageNode> {
@@ -34,14 +32,8 @@ export class ImageTrees {
   }
 
   private ownTree(i: number): Promise<ImageNode> {
-    let p = this.layerTrees[i];
-    if (!p) {
-      const layer = this.layers[i]!;
-      p = layer.entries().then((entries) => buildLayerTree(entries, i, (problem) => this.report(layer.descriptor.digest, problem)));
-      this.layerTrees[i] = p;
-      p.catch(() => (this.layerTrees[i] = undefined));
-    }
-    return p;
+    const layer = this.layers[i]!;
+    return this.layerTrees.get(i, async () => buildLayerTree(await layer.entries(), i, (problem) => this.report(layer.descriptor.digest, problem)));
   }
 
   /**
@@ -49,24 +41,18 @@ export class ImageTrees {
    * modifying: only the last step's result is handed out (as rootfs).
    */
   private step(i: number): Promise<ImageNode> {
-    let p = this.steps[i];
-    if (!p) {
-      p = (async () => {
-        // Both settle before either error is thrown, so a broken image always fails with its lowest
-        // broken layer's error (and errno), whichever index happens to finish first.
-        const [b, o] = await Promise.allSettled([i === 0 ? emptyRoot() : this.step(i - 1), this.ownTree(i)]);
-        if (b.status === 'rejected') throw b.reason;
-        if (o.status === 'rejected') throw o.reason;
-        const below = b.value;
-        const own = o.value;
-        // Synchronous from here: no other step can run between resolving and merging.
-        resolveImplied(own, below);
-        mergeLayer(below, own);
-        return below;
-      })();
-      this.steps[i] = p;
-      p.catch(() => (this.steps[i] = undefined));
-    }
-    return p;
+    return this.steps.get(i, async () => {
+      // Both settle before either error is thrown, so a broken image always fails with its lowest
+      // broken layer's error (and errno), whichever index happens to finish first.
+      const [b, o] = await Promise.allSettled([i === 0 ? emptyRoot() : this.step(i - 1), this.ownTree(i)]);
+      if (b.status === 'rejected') throw b.reason;
+      if (o.status === 'rejected') throw o.reason;
+      const below = b.value;
+      const own = o.value;
+      // Synchronous from here: no other step can run between resolving and merging.
+      resolveImplied(own, below);
+      mergeLayer(below, own);
+      return below;
+    });
   }
 }

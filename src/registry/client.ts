@@ -94,8 +94,18 @@ export class RegistryClient {
     return this.opts.insecureHosts.has(host) || isLoopbackHost(host);
   }
 
-  fetchManifest(repo: RepoLocator, reference: string, signal?: AbortSignal): Promise<FetchedManifest> {
-    return this.viaMirrors(repo, (r, deadline) => this.fetchManifestFrom(r, reference, signal, deadline));
+  /**
+   * `mirrorNotFoundIsFinal`: for optional lookups (SOCI referrers, #14) a mirror's 404 is the
+   * answer — a pull-through mirror asks upstream itself — so the origin (often rate-limited) is
+   * asked only when every mirror failed.
+   */
+  fetchManifest(repo: RepoLocator, reference: string, signal?: AbortSignal, opts: { mirrorNotFoundIsFinal?: boolean } = {}): Promise<FetchedManifest> {
+    return this.viaMirrors(repo, (r, deadline) => this.fetchManifestFrom(r, reference, signal, deadline), opts.mirrorNotFoundIsFinal);
+  }
+
+  /** Whether requests for `host` go to mirrors first. */
+  hasMirrors(host: string): boolean {
+    return (this.opts.mirrors?.[host]?.length ?? 0) > 0;
   }
 
   private async fetchManifestFrom(repo: RepoLocator, reference: string, signal: AbortSignal | undefined, deadline: number): Promise<FetchedManifest> {
@@ -368,7 +378,7 @@ export class RegistryClient {
    * A mirror that fails (not a 404: that only means it lacks the content) is skipped for a back-off
    * that doubles per failure; mirrors get at most 3 s each so a dead one costs seconds, not the budget.
    */
-  private async viaMirrors<T>(repo: RepoLocator, fn: (r: RepoLocator, deadline: number) => Promise<T>): Promise<T> {
+  private async viaMirrors<T>(repo: RepoLocator, fn: (r: RepoLocator, deadline: number) => Promise<T>, notFoundIsFinal = false): Promise<T> {
     const deadline = this.outages.deadline(repo.endpoint);
     const mirrors = this.opts.mirrors?.[repo.endpoint];
     if (!mirrors?.length) return fn(repo, deadline);
@@ -385,6 +395,7 @@ export class RegistryClient {
         return v;
       } catch (e) {
         if ((e as { code?: string }).code === 'ERR_ABORTED') throw e;
+        if (notFoundIsFinal && (e as { code?: string }).code === 'ERR_NOT_FOUND') throw e;
         if ((e as { code?: string }).code !== 'ERR_NOT_FOUND') {
           const failures = (state?.failures ?? 0) + 1;
           const backoff = Math.min(300_000, (this.opts.mirrorBackoffMs ?? 5000) * 2 ** (failures - 1));

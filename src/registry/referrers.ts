@@ -25,8 +25,13 @@ export async function listReferrers(client: RegistryClient, http: AuthorizedHttp
   }
   if (res.statusCode !== 404 && res.statusCode !== 200) throw await httpError(res, ctx);
   await res.body.dump();
+  return referrersByTag(client, repo, subject, artifactType, signal);
+}
+
+/** The referrers tag schema alone (distribution spec "Referrers Tag Schema"): the `<alg>-<hex>` tag's index. */
+export async function referrersByTag(client: RegistryClient, repo: RepoLocator, subject: Digest, artifactType: string, signal?: AbortSignal): Promise<{ descriptors: Descriptor[]; via: 'tag' | 'none' }> {
   try {
-    const fallback = await client.fetchManifest(repo, referrersTag(subject), signal);
+    const fallback = await client.fetchManifest(repo, referrersTag(subject), signal, { mirrorNotFoundIsFinal: true });
     return { descriptors: indexEntries(fallback.bytes).filter((d) => d.artifactType === artifactType), via: 'tag' };
   } catch (e) {
     if (e instanceof NotFoundError) return { descriptors: [], via: 'none' };

@@ -1,11 +1,10 @@
 import type { Digest } from '../lib/digest.js';
-import { ManifestError, NotFoundError, PlatformNotFoundError } from '../lib/errors.js';
+import { ManifestError, PlatformNotFoundError } from '../lib/errors.js';
 import { parseDigest } from '../lib/digest.js';
-import { referrersTag } from './push.js';
 import type { AuthorizedHttp } from './authorized-http.js';
 import type { RegistryClient, RepoLocator } from './client.js';
 import { type Descriptor, type ImageIndex, type ImageManifest, candidatesForPlatform, listPlatforms, parseManifestBody } from './manifest.js';
-import { listReferrers } from './referrers.js';
+import { listReferrers, referrersByTag } from './referrers.js';
 import { ANN_IMAGE_MANIFEST_DIGEST, ANN_INDEX_DIGEST, SOCI_INDEX_V1, SOCI_INDEX_V2, type SociIndex, parseSociIndex } from './soci-index.js';
 import { type Platform, formatPlatform, platformMatches } from './platform.js';
 import { type ImageReference, manifestReference } from './reference.js';
@@ -106,9 +105,11 @@ async function discoverSoci(client: RegistryClient, http: AuthorizedHttp | undef
     const named = manifest.annotations?.[ANN_INDEX_DIGEST];
     if (named !== undefined) return { found: 'manifest-annotation', index: await fetchIndex(parseDigest(named)) };
     const s = signal ?? AbortSignal.timeout(30_000);
-    const refs = http
+    // Behind mirrors only the referrers tag is asked, through them: the referrers API would go
+    // straight to the origin, which mirrors are there to spare.
+    const refs = http && !client.hasMirrors(repo.endpoint)
       ? await listReferrers(client, http, repo, manifestDigest, SOCI_INDEX_V1, s)
-      : await listReferrersByTag(client, repo, manifestDigest);
+      : await referrersByTag(client, repo, manifestDigest, SOCI_INDEX_V1, signal);
     const pick = refs.descriptors.at(-1);
     if (!pick) return { found: 'none' };
     return { found: refs.via === 'api' ? 'referrers-api' : 'referrers-tag', index: await fetchIndex(pick.digest) };
@@ -118,13 +119,3 @@ async function discoverSoci(client: RegistryClient, http: AuthorizedHttp | undef
   }
 }
 
-async function listReferrersByTag(client: RegistryClient, repo: RepoLocator, subject: Digest): Promise<{ descriptors: Descriptor[]; via: 'tag' }> {
-  try {
-    const f = await client.fetchManifest(repo, referrersTag(subject));
-    const p = parseManifestBody(f.bytes, f.mediaType);
-    return { descriptors: p.kind === 'index' ? p.manifests.filter((d) => d.artifactType === SOCI_INDEX_V1) : [], via: 'tag' };
-  } catch (e) {
-    if (e instanceof NotFoundError) return { descriptors: [], via: 'tag' };
-    throw e;
-  }
-}

@@ -1,7 +1,8 @@
-import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../lib/atomic-write.js';
 import type { Digest } from '../lib/digest.js';
+import { sha256Digest, sha256Hex } from '../lib/hash.js';
 import { parseManifestBody } from '../registry/manifest.js';
 import { type ImageReference, type ResolvedImage, parseReference } from '../registry/index.js';
 
@@ -15,10 +16,9 @@ interface ImageRecord {
   seenAt: number;
 }
 
-const sha256 = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+const sha256 = sha256Digest;
 
 export class ImageRecords {
-  private seq = 0;
   private constructor(private readonly dir: string) {}
 
   static async open(cacheDir: string): Promise<ImageRecords> {
@@ -28,7 +28,7 @@ export class ImageRecords {
   }
 
   private pathOf(canonical: string): string {
-    return join(this.dir, `${createHash('sha256').update(canonical).digest('hex')}.json`);
+    return join(this.dir, `${sha256Hex(canonical)}.json`);
   }
 
   async save(img: ResolvedImage): Promise<void> {
@@ -41,9 +41,7 @@ export class ImageRecords {
       seenAt: Date.now(),
     };
     const path = this.pathOf(rec.ref);
-    const tmp = `${path}.tmp.${process.pid}.${this.seq++}`;
-    await writeFile(tmp, JSON.stringify(rec), { mode: 0o600 });
-    await rename(tmp, path);
+    await writeFileAtomic(path, JSON.stringify(rec));
   }
 
   async remove(canonical: string): Promise<void> {

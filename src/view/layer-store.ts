@@ -1,4 +1,4 @@
-import { type FsNode, type InodeAllocator, bytesContent, makeDir, makeFile } from '../fs/node.js';
+import { type FsNode, type InodeAllocator, bytesContent, loadNode, makeDir, makeFile } from '../fs/node.js';
 import { builtinFormats } from '../image/formats/builtin.js';
 import { type Digest, isDigest } from '../lib/digest.js';
 import type { Logger } from '../lib/logger.js';
@@ -41,6 +41,21 @@ function decodeRef(b64: string): ImageReference | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * `diff/`: the store's `layers/<d>/` tree (same children, loaded once for both mounts), except
+ * that a stat does not wait for it. containers/storage stats `diff` of every layer at pull time,
+ * and that must not index the layer; until a look inside loads it, its root shows the
+ * placeholder attributes (overlayfs takes the merged root's from podman's upper dir).
+ */
+function lazyAlias(tree: FsNode): FsNode {
+  const alias = makeDir(tree.ino, { mode: tree.mode, uid: tree.uid, gid: tree.gid, mtimeMs: tree.mtimeMs });
+  alias.load = async () => {
+    await loadNode(tree);
+    Object.assign(alias, { mode: tree.mode, uid: tree.uid, gid: tree.gid, mtimeMs: tree.mtimeMs, nlink: tree.nlink, children: tree.children, xattrs: tree.xattrs });
+  };
+  return alias;
 }
 
 /**
@@ -147,7 +162,7 @@ export class LayerStore {
     if (found.by === 'layer' && !diffId) return undefined;
     const t = { mtimeMs: blob.mtimeMs, mode: 0o555 };
     const dir = makeDir(this.deps.inodes.allocate(), t);
-    dir.children!.set('diff', diff);
+    dir.children!.set('diff', lazyAlias(diff));
     dir.children!.set('info', makeFile(this.deps.inodes.allocate(), bytesContent(layerInfo(desc, diffId, found.by)), { mtimeMs: blob.mtimeMs }));
     dir.children!.set('blob', blob);
     dir.nlink = 3;

@@ -6,10 +6,11 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ReadOnlyFilesystem } from '../../src/fs/filesystem.js';
 import { mountFuse } from '../../src/fs/fuse-adapter.js';
+import { mountSession } from '../../src/fs/fuse-session.js';
 import { bytesContent, makeDir, makeFile, type FsNode } from '../../src/fs/node.js';
 import { byteName } from '../../src/lib/byte-name.js';
 import { silentLogger } from '../../src/lib/logger.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir, waitFor } from '../helpers/tmp.js';
 
 const run = promisify(execFile);
 const b = (...bytes: number[]): string => byteName(Buffer.from(bytes));
@@ -78,42 +79,58 @@ print(json.dumps(out))
 
 const hex = (name: string): string => Buffer.from(name, 'latin1').toString('hex');
 
-test('names with bytes 0x80-0xff, invalid UTF-8, a non-UTF-8 link target, binary xattrs and pre-1970 mtimes cross the FUSE binding byte-exact', async () => {
-  const tmp = await tempDir('fuse-bytes');
-  const mnt = join(tmp.path, 'mnt');
-  await mkdir(mnt);
-  const mount = await mountFuse(new ReadOnlyFilesystem(tree()), mnt, { readDeadlineMs: 10_000, allowOther: false, logger: silentLogger });
-  try {
-    const { stdout } = await run('python3', ['-c', PROBE, mnt], { maxBuffer: 1 << 22 });
-    const got = JSON.parse(stdout) as {
-      names: Record<string, string[]>;
-      lstat: Record<string, [number, number, number]>;
-      xattrs: Record<string, string>;
-      xlist: Record<string, string[]>;
-      data: Record<string, string>;
-      readlink: string;
-    };
-    assert.deepEqual(got.names, {
-      [hex('.')]: [LONE, HIGH, E_UTF8, 'cap', 'link'].map(hex).sort(),
-      [hex(LONE)]: [hex(FFFE)],
-    });
-    assert.equal(got.readlink, hex(TARGET));
-    const inLone = hex(`${LONE}/${FFFE}`);
-    assert.deepEqual(got.lstat[hex('link')], [0o120777, TARGET.length, MTIME_PRE1970_MS * 1e6]);
-    assert.deepEqual(got.lstat[inLone], [0o100444, 13, -1_500_000_000]);
-    assert.deepEqual(got.lstat[hex(LONE)], [0o040750, 4096, MTIME_1901_MS * 1e6]);
-    assert.equal(got.data[hex(HIGH)], ALL_BYTES.toString('hex'));
-    assert.equal(got.data[hex(E_UTF8)], Buffer.from('e acute\n').toString('hex'));
-    assert.equal(got.data[inLone], Buffer.from('inside ff fe\n').toString('hex'));
-    assert.deepEqual(got.xlist[hex('cap')], ['security.capability', 'user.bin', XNAME_HIGH, ...MANY].map(hex).sort());
-    assert.equal(got.xattrs[`${hex('cap')}:${hex('security.capability')}`], CAP.toString('hex'));
-    assert.equal(got.xattrs[`${hex('cap')}:${hex('user.bin')}`], ALL_BYTES.toString('hex'));
-    assert.equal(got.xattrs[`${hex('cap')}:${hex(XNAME_HIGH)}`], '00ff800a');
-    assert.equal(Object.keys(got.xattrs).length, 3 + MANY.length);
-    // What the kernel's capability code decodes from the blob (it parses it, it does not copy it).
-    assert.equal((await run('getcap', [join(mnt, 'cap')])).stdout, `${join(mnt, 'cap')} cap_setgid,cap_setuid,cap_setfcap=ep\n`);
-  } finally {
-    await mount.unmount();
-    await tmp.cleanup();
+/** Mounts with the patched fuse-native (the default) or with regfs's own session (takeover-capable). */
+async function mountWith(binding: string, fs: ReadOnlyFilesystem, mnt: string): Promise<() => Promise<void>> {
+  if (binding === 'fuse-native') {
+    const m = await mountFuse(fs, mnt, { readDeadlineMs: 10_000, allowOther: false, logger: silentLogger });
+    return () => m.unmount();
   }
-});
+  const s = mountSession(fs, mnt, { readDeadlineMs: 10_000, cacheTtlS: 60, allowOther: false, logger: silentLogger });
+  await waitFor('the session to answer', async () => (await run('stat', [mnt])).stdout !== '', 5000);
+  return async () => {
+    await run('fusermount', ['-u', '-z', mnt]);
+    await s.closed;
+  };
+}
+
+for (const binding of ['fuse-native', 'regfs session']) {
+  test(`${binding}: names with bytes 0x80-0xff, invalid UTF-8, a non-UTF-8 link target, binary xattrs and pre-1970 mtimes cross the FUSE binding byte-exact`, async () => {
+    const tmp = await tempDir('fuse-bytes');
+    const mnt = join(tmp.path, 'mnt');
+    await mkdir(mnt);
+    const unmount = await mountWith(binding, new ReadOnlyFilesystem(tree()), mnt);
+    try {
+      const { stdout } = await run('python3', ['-c', PROBE, mnt], { maxBuffer: 1 << 22 });
+      const got = JSON.parse(stdout) as {
+        names: Record<string, string[]>;
+        lstat: Record<string, [number, number, number]>;
+        xattrs: Record<string, string>;
+        xlist: Record<string, string[]>;
+        data: Record<string, string>;
+        readlink: string;
+      };
+      assert.deepEqual(got.names, {
+        [hex('.')]: [LONE, HIGH, E_UTF8, 'cap', 'link'].map(hex).sort(),
+        [hex(LONE)]: [hex(FFFE)],
+      });
+      assert.equal(got.readlink, hex(TARGET));
+      const inLone = hex(`${LONE}/${FFFE}`);
+      assert.deepEqual(got.lstat[hex('link')], [0o120777, TARGET.length, MTIME_PRE1970_MS * 1e6]);
+      assert.deepEqual(got.lstat[inLone], [0o100444, 13, -1_500_000_000]);
+      assert.deepEqual(got.lstat[hex(LONE)], [0o040750, 4096, MTIME_1901_MS * 1e6]);
+      assert.equal(got.data[hex(HIGH)], ALL_BYTES.toString('hex'));
+      assert.equal(got.data[hex(E_UTF8)], Buffer.from('e acute\n').toString('hex'));
+      assert.equal(got.data[inLone], Buffer.from('inside ff fe\n').toString('hex'));
+      assert.deepEqual(got.xlist[hex('cap')], ['security.capability', 'user.bin', XNAME_HIGH, ...MANY].map(hex).sort());
+      assert.equal(got.xattrs[`${hex('cap')}:${hex('security.capability')}`], CAP.toString('hex'));
+      assert.equal(got.xattrs[`${hex('cap')}:${hex('user.bin')}`], ALL_BYTES.toString('hex'));
+      assert.equal(got.xattrs[`${hex('cap')}:${hex(XNAME_HIGH)}`], '00ff800a');
+      assert.equal(Object.keys(got.xattrs).length, 3 + MANY.length);
+      // What the kernel's capability code decodes from the blob (it parses it, it does not copy it).
+      assert.equal((await run('getcap', [join(mnt, 'cap')])).stdout, `${join(mnt, 'cap')} cap_setgid,cap_setuid,cap_setfcap=ep\n`);
+    } finally {
+      await unmount();
+      await tmp.cleanup();
+    }
+  });
+}

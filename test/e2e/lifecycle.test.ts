@@ -51,18 +51,22 @@ test('unmounted from outside (regfs unmount, fusermount -u, umount -l): the fore
   const mnt = await makeMountpoint(dir.path, 'fg', mounts);
   for (const [how, unmount] of Object.entries(UNMOUNTS)) {
     const m = await startMount(ref, mnt, ['--cache-dir', cache, '--log-level', 'info']);
-    const exited = new Promise<[number | null, string | null]>((r) => m.child.once('exit', (c, s) => r([c, s])));
-    assert.equal((await readFile(join(mnt, 'blobs', (await readdir(join(mnt, 'blobs')))[0]!))).length > 0, true);
-    await unmount(mnt);
-    const t0 = Date.now();
-    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 2000).unref());
-    const outcome = await Promise.race([exited, timeout]);
-    assert.notEqual(outcome, 'timeout', `${how}: still running 2 s after the unmount; stderr:\n${m.stderr()}`);
-    assert.deepEqual(outcome, [0, null], `${how}: exit code; stderr:\n${m.stderr()}`);
-    assert.ok(Date.now() - t0 <= 2000);
-    const lines = m.stderr().split('\n').filter((l) => l.includes('unmounted from outside'));
-    assert.equal(lines.length, 1, `${how}: one log line says why it exited`);
-    assert.equal(await isMounted(mnt), false);
+    try {
+      const exited = new Promise<[number | null, string | null]>((r) => m.child.once('exit', (c, s) => r([c, s])));
+      assert.equal((await readFile(join(mnt, 'blobs', (await readdir(join(mnt, 'blobs')))[0]!))).length > 0, true);
+      await unmount(mnt);
+      const t0 = Date.now();
+      const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 2000).unref());
+      const outcome = await Promise.race([exited, timeout]);
+      assert.notEqual(outcome, 'timeout', `${how}: still running 2 s after the unmount; stderr:\n${m.stderr()}`);
+      assert.deepEqual(outcome, [0, null], `${how}: exit code; stderr:\n${m.stderr()}`);
+      assert.ok(Date.now() - t0 <= 2000);
+      const lines = m.stderr().split('\n').filter((l) => l.includes('unmounted from outside'));
+      assert.equal(lines.length, 1, `${how}: one log line says why it exited`);
+      assert.equal(await isMounted(mnt), false);
+    } finally {
+      await m.stop();
+    }
   }
   // The lock went with the last daemon: the same cache dir mounts once more.
   const again = await startMount(ref, mnt, ['--cache-dir', cache, '--log-level', 'warn']);
@@ -74,18 +78,26 @@ test('--daemon: after regfs unmount the detached daemon exits within 2 s and its
   const log = join(dir.path, 'bg.log');
   const mnt = await makeMountpoint(dir.path, 'bg', mounts);
   const { stdout } = await run('node', [CLI, 'mount', ref, mnt, '--daemon', '--cache-dir', cache, '--log-file', log]);
-  assert.match(stdout, /^regfs: mounted /);
-  const pids = await daemonChildPids(mnt);
-  assert.equal(pids.length, 1, 'one daemon child runs');
-  await run('node', [CLI, 'unmount', mnt]);
-  const t0 = Date.now();
-  await waitFor('the daemon child to exit', async () => (await daemonChildPids(mnt)).length === 0, 2000);
-  assert.ok(Date.now() - t0 <= 2000);
-  assert.equal((await readFile(log, 'utf8')).split('\n').filter((l) => l.includes('unmounted from outside; exiting')).length, 1);
-  const again = await run('node', [CLI, 'mount', ref, mnt, '--daemon', '--cache-dir', cache]);
-  assert.match(again.stdout, /^regfs: mounted /);
-  await run('node', [CLI, 'unmount', mnt]);
-  await waitFor('the second daemon child to exit', async () => (await daemonChildPids(mnt)).length === 0, 2000);
+  // Should this test fail, its detached daemons must not outlive it.
+  const leftovers = async (): Promise<void> => {
+    for (const pid of await daemonChildPids(mnt)) process.kill(pid, 'SIGTERM');
+  };
+  try {
+    assert.match(stdout, /^regfs: mounted /);
+    const pids = await daemonChildPids(mnt);
+    assert.equal(pids.length, 1, 'one daemon child runs');
+    await run('node', [CLI, 'unmount', mnt]);
+    const t0 = Date.now();
+    await waitFor('the daemon child to exit', async () => (await daemonChildPids(mnt)).length === 0, 2000);
+    assert.ok(Date.now() - t0 <= 2000);
+    assert.equal((await readFile(log, 'utf8')).split('\n').filter((l) => l.includes('unmounted from outside; exiting')).length, 1);
+    const again = await run('node', [CLI, 'mount', ref, mnt, '--daemon', '--cache-dir', cache]);
+    assert.match(again.stdout, /^regfs: mounted /);
+    await run('node', [CLI, 'unmount', mnt]);
+    await waitFor('the second daemon child to exit', async () => (await daemonChildPids(mnt)).length === 0, 2000);
+  } finally {
+    await leftovers();
+  }
 });
 
 test('serve: its store unmounted from outside is an error exit (code 1, ERR_UNMOUNTED) within 2 s', async () => {

@@ -215,15 +215,16 @@ test('plain zstd: after a daemon restart, with the raw layer chunks removed from
   // Without the compressed bytes, a second decode would have to fetch the layer again.
   const hexes = plain.map((l) => createHash('sha256').update(l.data).digest('hex'));
   let removed = 0;
-  for (const shard of await readdir(join(cacheDir, 'chunks'))) {
-    for (const name of await readdir(join(cacheDir, 'chunks', shard))) {
-      if (hexes.some((h) => name.startsWith(`sha256-${h}-c`))) {
-        await rm(join(cacheDir, 'chunks', shard, name));
+  // The raw layer's segment files are `sha256-<hex>.<n>`; the decoded pieces have keys of their own.
+  for (const shard of await readdir(join(cacheDir, 'blobs'))) {
+    for (const name of await readdir(join(cacheDir, 'blobs', shard))) {
+      if (hexes.some((h) => new RegExp(`^sha256-${h}\\.\\d+$`).test(name))) {
+        await rm(join(cacheDir, 'blobs', shard, name));
         removed++;
       }
     }
   }
-  assert.ok(removed > 0, 'raw layer chunks were cached and removed');
+  assert.ok(removed > 0, 'raw layer segments were cached and removed');
   const port = await freePort();
   const again = await startMount(`${reg.host}/e2e/zs:v1`, mnt, ['--cache-dir', cacheDir, '--log-level', 'info', '--metrics', `127.0.0.1:${port}`]);
   try {

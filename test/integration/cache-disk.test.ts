@@ -5,8 +5,8 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ChunkReader } from '../../src/blob/chunk-reader.js';
-import { chunkKey } from '../../src/blob/chunk-key.js';
-import { DiskChunkStore } from '../../src/cache/disk-chunk-store.js';
+import { blobKey } from '../../src/blob/blob-key.js';
+import { BlockStore } from '../../src/cache/block-store.js';
 import { CountingUpstream } from '../helpers/fake-upstream.js';
 import { patternBytes } from '../helpers/images.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -21,10 +21,11 @@ after(async () => {
 });
 
 async function setup(dir: string) {
-  const store = await DiskChunkStore.open({ dir, maxBytes: 1 << 30, lock: true });
+  // 1 MiB blocks in 1 MiB segment files: every block read below is a new file in the cache dir.
+  const store = await BlockStore.open({ dir, maxBytes: 1 << 30, blockSize: MiB, segmentBlocks: 1, lock: true });
   cleanups.unshift(() => store.close());
   const upstream = new CountingUpstream();
-  const reader = new ChunkReader(store, upstream, { chunkSize: MiB, maxRequestBytes: 16 * MiB, globalConcurrency: 8, perBlobConcurrency: 4 });
+  const reader = new ChunkReader(store, upstream, { maxRequestBytes: 16 * MiB, globalConcurrency: 8, perBlobConcurrency: 4 });
   return { store, upstream, reader };
 }
 
@@ -56,9 +57,9 @@ test('a cache dir made read-only under the reader (EROFS): exact bytes from the 
   await reader.readAt(d, 0, b);
   await reader.flush();
   assert.equal(store.counters.writeErrors, 0, 'writable at first');
-  // A read-only bind mount of chunks/ over itself: a real EROFS for every write below it (root
+  // A read-only bind mount of blobs/ over itself: a real EROFS for every write below it (root
   // ignores mode bits, so chmod would not stop it), and it stays read-only through the read.
-  const chunks = join(t.path, 'chunks');
+  const chunks = join(t.path, 'blobs');
   await run('mount', ['--bind', chunks, chunks]);
   cleanups.unshift(async () => void (await run('umount', [chunks]).catch(() => {})));
   await run('mount', ['-o', 'remount,bind,ro', chunks]);
@@ -69,6 +70,6 @@ test('a cache dir made read-only under the reader (EROFS): exact bytes from the 
   assert.equal(upstream.requests.length - fetchesBefore, 1, 'served by one range request');
   await reader.flush();
   assert.ok(store.counters.writeErrors >= 1, `write errors ${store.counters.writeErrors}`);
-  await assert.rejects(open(store.pathOf(chunkKey(d, MiB, 3)), 'r'), /ENOENT/, 'no chunk file appeared');
+  await assert.rejects(open(store.pathOf(blobKey(d), 3), 'r'), /ENOENT/, 'no segment file appeared');
   await run('umount', [chunks]);
 });

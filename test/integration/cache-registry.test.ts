@@ -9,7 +9,7 @@ import { pushBlob, patternBytes } from '../helpers/images.js';
 import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
 import { ChunkReader } from '../../src/blob/chunk-reader.js';
-import { DiskChunkStore } from '../../src/cache/disk-chunk-store.js';
+import { BlockStore } from '../../src/cache/block-store.js';
 import { parseDigest } from '../../src/lib/digest.js';
 import { createBlobFetcher } from '../../src/registry/index.js';
 import { makeRegistry } from '../helpers/client.js';
@@ -59,7 +59,7 @@ test('a 100 MB blob read twice: the second pass makes 0 HTTP requests, and works
     await reg.restart();
   }
   const stats = JSON.parse((await run('node', [CLI, 'cache', 'stats', '--json', '--cache-dir', cache])).stdout) as Record<string, number>;
-  assert.equal(stats['chunks'], Math.ceil(BLOB.length / (1 << 20)));
+  assert.equal(stats['blocks'], Math.ceil(BLOB.length / (64 << 10)), 'every 64 KiB block of the blob');
   assert.equal(stats['blobs'], 1);
   assert.equal(stats['fullyCachedBlobs'], 1);
   assert.equal(stats['verifiedBlobs'], 1);
@@ -80,13 +80,14 @@ test('kill -9 during heavy fetching: cache verify is clean after, and reads are 
   assert.match(again.stdout, / 0 corrupt/);
 });
 
-test('cache verify finds and removes a corrupted chunk, exiting non-zero', async () => {
+test('cache verify finds and removes a corrupted block, exiting non-zero', async () => {
   const cache = join(dir.path, 'cache3');
   await run('sh', ['-c', `node ${CLI} blob ${proxy.host}/test/big ${digest} --cache-dir ${cache} --length 3000000 --log-level warn >/dev/null`]);
-  const { stdout: files } = await run('sh', ['-c', `find ${cache}/chunks -type f -name '*-c1048576-1'`]);
+  const { stdout: files } = await run('sh', ['-c', `find ${cache}/blobs -type f -name 'sha256-${digest.slice(7)}.0'`]);
   const file = files.trim();
-  assert.ok(file, 'chunk 1 is on disk');
-  await run('sh', ['-c', `printf 'X' | dd of=${file} bs=1 seek=1000 conv=notrunc status=none`]);
+  assert.ok(file, 'segment 0 is on disk');
+  // Byte 1000 of block 1 (the data starts 8 KiB into the file, blocks are 64 KiB).
+  await run('sh', ['-c', `printf 'X' | dd of=${file} bs=1 seek=${8192 + 65536 + 1000} conv=notrunc status=none`]);
   const bad = await run('node', [CLI, 'cache', 'verify', '--cache-dir', cache]).then(
     () => ({ code: 0, stdout: '' }),
     (e: { code: number; stdout: string }) => e,
@@ -100,16 +101,16 @@ test('cache verify finds and removes a corrupted chunk, exiting non-zero', async
   assert.ok(stats['sizeBytes']! <= 1 << 20);
   await run('node', [CLI, 'cache', 'clear', '--cache-dir', cache]);
   const cleared = JSON.parse((await run('node', [CLI, 'cache', 'stats', '--json', '--cache-dir', cache])).stdout) as Record<string, number>;
-  assert.equal(cleared['chunks'], 0);
+  assert.equal(cleared['blocks'], 0);
 });
 
-test('through a real registry: 32 concurrent reads of one missing chunk → 1 range request; an 8 MiB read → 1', async () => {
+test('through a real registry: 32 concurrent reads of one missing block → 1 range request; an 8 MiB read → 1', async () => {
   const t = await tempDir('cache-real');
-  const store = await DiskChunkStore.open({ dir: t.path, maxBytes: 1 << 30, lock: true });
+  const store = await BlockStore.open({ dir: t.path, maxBytes: 1 << 30, blockSize: 1 << 20, lock: true });
   const { registry } = makeRegistry();
   try {
     const fetcher = createBlobFetcher(registry.client, { endpoint: proxy.host, repository: 'test/big' });
-    const reader = new ChunkReader(store, fetcher, { chunkSize: 1 << 20, maxRequestBytes: 16 << 20, globalConcurrency: 16, perBlobConcurrency: 8 });
+    const reader = new ChunkReader(store, fetcher, { maxRequestBytes: 16 << 20, globalConcurrency: 16, perBlobConcurrency: 8 });
     const d = parseDigest(digest);
     reader.knowSize(d, BLOB.length);
     const ranges = (): number => proxy.requests.filter((r) => r.path.includes('/blobs/') && r.headers.range).length;

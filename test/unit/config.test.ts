@@ -81,6 +81,7 @@ const SAMPLES: Record<ConfigKey, [string, unknown][]> = {
   prefetchRate: [['20MiB', 20 * 2 ** 20], ['1MiB', 2 ** 20], ['0', 0]],
   index: [['soci', 'soci'], ['none', 'none'], ['auto', 'auto']],
   allowOther: [['true', true], ['false', false], ['true', true]],
+  keepMounts: [['1', true], ['0', false], ['true', true]],
   control: [['/ctl/file', '/ctl/file'], ['/ctl/env', '/ctl/env'], ['/ctl/flag', '/ctl/flag']],
   idleTimeout: [['90s', 90_000], ['2m', 120_000], ['1500ms', 1500]],
 };

@@ -7,7 +7,7 @@ import type { ImageNode } from '../../src/image/tree.js';
 import { SequentialReadahead } from '../../src/fs/readahead.js';
 import { InodeAllocator, makeDir, makeFile, bytesContent, S_IFDIR, S_IFREG } from '../../src/fs/node.js';
 import { ChunkReader } from '../../src/blob/chunk-reader.js';
-import { DiskChunkStore } from '../../src/cache/disk-chunk-store.js';
+import { BlockStore } from '../../src/cache/block-store.js';
 import { CountingUpstream } from '../helpers/fake-upstream.js';
 import { patternBytes } from '../helpers/images.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -114,12 +114,12 @@ test('getattr, getxattr and listxattr of rootfs/ and layers/<d>/ wait for the tr
 
 test('an aborted read never writes into the caller buffer', async () => {
   const t = await tempDir('abort');
-  const store = await DiskChunkStore.open({ dir: t.path, maxBytes: 64 * MiB, lock: true });
+  const store = await BlockStore.open({ dir: t.path, maxBytes: 64 * MiB, blockSize: MiB, lock: true });
   try {
     const up = new CountingUpstream();
     up.delayMs = 50;
     const d = up.add(patternBytes(2 * MiB, 3));
-    const reader = new ChunkReader(store, up, { chunkSize: MiB, maxRequestBytes: 8 * MiB, globalConcurrency: 4, perBlobConcurrency: 4 });
+    const reader = new ChunkReader(store, up, { maxRequestBytes: 8 * MiB, globalConcurrency: 4, perBlobConcurrency: 4 });
     const buf = Buffer.alloc(4096);
     const ac = new AbortController();
     const p = reader.readAt(d, 0, buf, ac.signal);
@@ -156,4 +156,18 @@ test('read-ahead: sequential reads grow the window to the maximum; a seek resets
   assert.equal(ra.currentWindow, 32 * MiB);
   ra.onRead(500 * MiB, 4096, size);
   assert.equal(ra.currentWindow, MiB, 'a seek resets the window');
+});
+
+test('xattrs: present ones are returned; missing SELinux and ACL names are "not supported" (ls stops asking), other missing names are absent', async () => {
+  const root = makeDir(1);
+  root.children!.set('plain', makeFile(2, bytesContent(Buffer.from('x'))));
+  root.children!.set('labelled', makeFile(3, bytesContent(Buffer.from('y')), { xattrs: new Map([['security.selinux', Buffer.from('system_u:object_r:bin_t:s0\0')]]) }));
+  const fs = new ReadOnlyFilesystem(root);
+  for (const name of ['security.selinux', 'system.posix_acl_access', 'system.posix_acl_default']) {
+    await assert.rejects(fs.getxattr('/plain', name), (e: { errno?: string }) => e.errno === 'EOPNOTSUPP');
+  }
+  assert.equal(await fs.getxattr('/plain', 'trusted.overlay.opaque'), undefined);
+  assert.deepEqual(await fs.getxattr('/labelled', 'security.selinux'), Buffer.from('system_u:object_r:bin_t:s0\0'));
+  assert.deepEqual(await fs.listxattr('/labelled'), ['security.selinux']);
+  assert.deepEqual(await fs.listxattr('/plain'), []);
 });

@@ -76,6 +76,29 @@ test('ASCII never base64-encodes to "/" where a reference can put it: every refe
   assert.equal((await fs.lookup(`/${b64(ref)}/${d('a')}/diff`)).ino, images.get(ref)!.node.children!.get('layers')!.children!.get(d('a'))!.ino, "diff/ is the store's layers/<d> node");
 });
 
+test('stat of diff/ does not load the layer tree (containers/storage stats it at pull time); a look inside loads it once for both mounts', async () => {
+  const { fs, images } = setup();
+  const ref = 'registry.example/app:1';
+  await fs.lookup(`/${b64(ref)}/${d('a')}`);
+  const tree = images.get(ref)!.node.children!.get('layers')!.children!.get(d('a'))!;
+  let loads = 0;
+  tree.attrsFromLoad = true;
+  tree.load = async () => {
+    loads++;
+    tree.children!.set('etc', makeDir(999));
+    tree.mode = 0o711;
+  };
+  const st = await fs.getattr(`/${b64(ref)}/${d('a')}/diff`);
+  assert.equal(loads, 0);
+  assert.equal(st.mode & 0o7777, 0o555);
+  assert.deepEqual((await fs.readdir(`/${b64(ref)}/${d('a')}/diff`)).names, ['.', '..', 'etc']);
+  assert.equal((await fs.getattr(`/${b64(ref)}/${d('a')}/diff`)).mode & 0o7777, 0o711, 'after the load the root has the tree\'s attributes');
+  await fs.readdir(`/${b64(ref)}/${d('b')}/diff`);
+  const other = new ReadOnlyFilesystem(images.get(ref)!.node);
+  assert.deepEqual((await other.readdir(`/layers/${d('a')}`)).names, ['.', '..', 'etc']);
+  assert.equal(loads, 1, 'the store mount reuses the load');
+});
+
 async function readInfo(fs: ReadOnlyFilesystem, path: string): Promise<string> {
   const fh = await fs.open(path, 0);
   const buf = Buffer.alloc(4096);
@@ -89,7 +112,7 @@ test('one layer under its digest and its TOC digest: same diff/ and blob, info p
   const ref = 'registry.example/app:1';
   const byDigest = await fs.lookup(`/${b64(ref)}/${d('b')}`);
   const byToc = await fs.lookup(`/${b64(ref)}/${d('c')}`);
-  assert.equal(byDigest.children!.get('diff'), byToc.children!.get('diff'));
+  assert.equal(byDigest.children!.get('diff')!.ino, byToc.children!.get('diff')!.ino);
   assert.equal(byDigest.children!.get('blob'), byToc.children!.get('blob'));
   assert.deepEqual((await fs.readdir(`/${b64(ref)}/${d('c')}`)).names.sort(), ['.', '..', 'blob', 'diff', 'info']);
   assert.deepEqual(JSON.parse(await readInfo(fs, `/${b64(ref)}/${d('c')}/info`)), {

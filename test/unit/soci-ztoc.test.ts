@@ -10,7 +10,7 @@ import { sha256Digest } from '../../src/lib/hash.js';
 import { buildGzipIndex } from '../../src/image/gzip-index.js';
 import { TarStreamParser } from '../../src/image/tar-stream.js';
 import { buildZtoc } from '../../src/image/soci/build.js';
-import { goTime, layoutFromZtoc, thinCheckpoints } from '../../src/image/soci/convert.js';
+import { goTime, layoutFromZtoc, thinCheckpoints, ztocFromIndex } from '../../src/image/soci/convert.js';
 import { ZtocError } from '../../src/image/soci/errors.js';
 import { SociSpanReader } from '../../src/image/soci/span-reader.js';
 import { decodeGzipZinfo, encodeGzipZinfo, encodeTarZinfo, decodeTarZinfo, spanRange } from '../../src/image/soci/zinfo.js';
@@ -126,4 +126,13 @@ test('zTOC from a real gzip layer: every file of the TOC reads back byte-exact t
   } finally {
     await t.cleanup();
   }
+});
+
+test('no zTOC for a layer with a sparse member or a member regfs refuses to serve: a TOC entry has one offset and size', () => {
+  const base = { path: 'f', type: 'file' as const, mode: 0o644, uid: 0, gid: 0, size: 10, mtimeMs: 0, linkname: '', devmajor: 0, devminor: 0, dataOffset: 512 };
+  const index = (e: object) => ({ format: 'tar' as const, compressedSize: 2048, uncompressedSize: 2048, entries: [{ ...base, ...e }], checkpoints: [] });
+  const input = (e: object) => ({ index: index(e), checkpoints: [], spanSize: 1 << 20, spanDigests: [sha256Digest('x')], buildTool: 'regfs' });
+  assert.throws(() => ztocFromIndex(input({ sparse: [{ offset: 0, length: 5 }] })), (e: Error) => e instanceof ZtocError && /"f" is a sparse file/.test(e.message));
+  assert.throws(() => ztocFromIndex(input({ problem: 'unsupported tar entry type "S"' })), (e: Error) => e instanceof ZtocError && /"f" cannot be served/.test(e.message));
+  assert.equal(ztocFromIndex(input({})).entries[0]!.name, 'f');
 });

@@ -1,5 +1,4 @@
 import type { Argv, CommandModule } from 'yargs';
-import { parseKey } from '../../blob/chunk-key.js';
 import { openStore } from '../../daemon/cache-setup.js';
 import { createLogger } from '../../daemon/logger.js';
 import { ConfigError, RegfsError } from '../../lib/errors.js';
@@ -22,37 +21,15 @@ async function withStore<T>(argv: Record<string, unknown>, lock: boolean, fn: (s
 
 const stats: CommandModule<object, Args> = {
   command: 'stats',
-  describe: 'size, chunks and blobs in the cache (read-only; safe while a daemon runs)',
+  describe: 'size, blocks and blobs in the cache (read-only; safe while a daemon runs)',
   builder: (y) => y.option('json', { type: 'boolean', describe: 'print JSON' }) as Argv<Args>,
   handler: (argv) =>
     withStore(argv as Record<string, unknown>, false, async (store) => {
-      const blobs = new Map<string, { chunks: number; chunkSize: number; size?: number; verified: boolean }>();
-      for (const key of store.keys()) {
-        const k = parseKey(key);
-        if (!k) continue;
-        const b = blobs.get(k.digest) ?? { chunks: 0, chunkSize: 0, verified: false };
-        if (k.kind === 'chunk') {
-          b.chunks++;
-          b.chunkSize = k.chunkSize;
-        } else if (k.kind === 'verified') b.verified = true;
-        else {
-          const data = await store.get(key);
-          if (data?.length === 8) b.size = Number(data.readBigUInt64LE(0));
-        }
-        blobs.set(k.digest, b);
-      }
-      const complete = [...blobs.values()].filter((b) => b.size !== undefined && b.chunkSize > 0 && b.chunks >= Math.ceil(b.size / b.chunkSize)).length;
-      const out = {
-        sizeBytes: store.size,
-        chunks: [...blobs.values()].reduce((n, b) => n + b.chunks, 0),
-        blobs: [...blobs.values()].filter((b) => b.chunks > 0).length,
-        fullyCachedBlobs: complete,
-        verifiedBlobs: [...blobs.values()].filter((b) => b.verified).length,
-      };
+      const out = store.stats();
       if (argv.json) process.stdout.write(`${JSON.stringify(out)}\n`);
       else {
         process.stdout.write(
-          `size          ${formatSize(out.sizeBytes)}\nchunks        ${out.chunks}\nblobs         ${out.blobs}\nfully cached  ${out.fullyCachedBlobs}\nverified      ${out.verifiedBlobs}\n`,
+          `size          ${formatSize(out.sizeBytes)}\nblocks        ${out.blocks} of ${formatSize(store.blockSize)}\nsegments      ${out.segments}\nblobs         ${out.blobs}\nfully cached  ${out.fullyCachedBlobs}\nverified      ${out.verifiedBlobs}\n`,
         );
       }
     }),
@@ -60,21 +37,21 @@ const stats: CommandModule<object, Args> = {
 
 class CorruptionFoundError extends RegfsError {
   constructor(n: number) {
-    super('ERR_CACHE_CORRUPT', `${n} corrupt chunk${n === 1 ? '' : 's'} found and removed`);
+    super('ERR_CACHE_CORRUPT', `${n} corrupt block${n === 1 ? '' : 's'} found and removed`);
   }
 }
 
 const verify: CommandModule<object, Args> = {
   command: 'verify',
-  describe: 're-check every chunk checksum; removes corrupt chunks and exits non-zero if any were found',
+  describe: 're-check every block checksum; removes corrupt blocks and exits non-zero if any were found',
   handler: (argv) =>
     withStore(argv as Record<string, unknown>, true, async (store) => {
       const tty = process.stderr.isTTY;
-      const bad = await store.verifyAll((done, total) => {
-        if (tty && (done % 100 === 0 || done === total)) process.stderr.write(`\rverified ${done}/${total}`);
+      const { checked, bad } = await store.verifyAll((done, total) => {
+        if (tty) process.stderr.write(`\rverified ${done}/${total} segments`);
       });
       if (tty) process.stderr.write('\n');
-      process.stdout.write(`checked ${store.keys().length + bad.length} chunks, ${bad.length} corrupt\n`);
+      process.stdout.write(`checked ${checked} blocks, ${bad.length} corrupt\n`);
       for (const k of bad) process.stdout.write(`removed ${k}\n`);
       if (bad.length > 0) throw new CorruptionFoundError(bad.length);
     }),
@@ -82,7 +59,7 @@ const verify: CommandModule<object, Args> = {
 
 const prune: CommandModule<object, Args> = {
   command: 'prune',
-  describe: 'evict least recently used chunks until the cache is at most --to',
+  describe: 'evict least recently used segments until the cache is at most --to',
   builder: (y) => y.option('to', { type: 'string', demandOption: true, describe: 'target size, e.g. 2GiB or 0' }).example('$0 cache prune --to 2GiB', '') as Argv<Args>,
   handler: (argv) =>
     withStore(argv as Record<string, unknown>, true, async (store) => {
@@ -96,7 +73,7 @@ const prune: CommandModule<object, Args> = {
 
 const clear: CommandModule<object, Args> = {
   command: 'clear',
-  describe: 'remove every cached chunk',
+  describe: 'remove every cached block',
   handler: (argv) =>
     withStore(argv as Record<string, unknown>, true, async (store) => {
       const before = store.size;
@@ -107,7 +84,7 @@ const clear: CommandModule<object, Args> = {
 
 export const cacheCommand: CommandModule = {
   command: 'cache <action>',
-  describe: 'inspect and maintain the chunk cache (stats, verify, prune, clear)',
+  describe: 'inspect and maintain the block cache (stats, verify, prune, clear)',
   builder: (y) =>
     withConfigOptions(y, 'cache')
       .command(stats)
@@ -116,6 +93,6 @@ export const cacheCommand: CommandModule = {
       .command(clear)
       .demandCommand(1, 'name an action: stats, verify, prune or clear')
       .example('$0 cache stats --cache-dir /var/cache/regfs', 'what is cached')
-      .example('$0 cache verify', 'check every chunk; exit 1 if any was corrupt') as never,
+      .example('$0 cache verify', 'check every block; exit 1 if any was corrupt') as never,
   handler: () => {},
 };

@@ -78,7 +78,8 @@ export const mountCommand: CommandModule<object, Args> = {
     try {
       const cfg = await configFromArgv(argv as unknown as Record<string, unknown>);
       const stopped = new Promise<string>((resolve) => {
-        for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => resolve(sig));
+        // SIGUSR2: hand a kept mount over to the process that takes it (keepMounts), no unmount.
+        for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR2'] as const) process.once(sig, () => resolve(sig));
       });
       // The parent leaving (it disconnects once the mount is ready) is not a reason to stop.
       if (child) process.once('disconnect', () => {});

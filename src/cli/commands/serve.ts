@@ -19,7 +19,8 @@ export const serveCommand: CommandModule<object, { store?: string }> = {
     process.on('SIGHUP', () => void reload?.());
     await runServe(cfg, {
       stopped: new Promise((resolve) => {
-        for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => resolve(sig));
+        // SIGUSR2: hand a kept store mount over to the process that takes it (keepMounts), no unmount.
+        for (const sig of ['SIGINT', 'SIGTERM', 'SIGUSR2'] as const) process.once(sig, () => resolve(sig));
       }),
       onReload: (h) => (reload = h),
       reloadConfig: load,

@@ -1,3 +1,4 @@
+import { displayName } from '../../lib/byte-name.js';
 import type { Checkpoint } from '../gzip-index.js';
 import type { LayerIndex } from '../index-codec.js';
 import { BLOCK, padded } from '../tar-header.js';
@@ -44,12 +45,14 @@ export interface ZtocBuildInput {
 
 /**
  * A layer index (tar entries + checkpoints) → a zTOC as SOCI writes it. A TOC entry has one
- * offset and size, so sparse members (stored bytes ≠ file bytes) cannot be described: such a
- * layer gets no zTOC (the caller says why).
+ * offset and size, so sparse members (stored bytes ≠ file bytes) cannot be described, nor can a
+ * member regfs refuses to serve: such a layer gets no zTOC (the caller says why).
  */
 export function ztocFromIndex(x: ZtocBuildInput): Ztoc {
   const sparse = x.index.entries.find((e) => e.sparse !== undefined);
-  if (sparse) throw new ZtocError(`member ${JSON.stringify(sparse.path.slice(0, 200))} is a sparse file, which a zTOC cannot describe`);
+  if (sparse) throw new ZtocError(`member ${JSON.stringify(displayName(sparse.path).slice(0, 200))} is a sparse file, which a zTOC cannot describe`);
+  const unreadable = x.index.entries.find((e) => e.problem !== undefined);
+  if (unreadable) throw new ZtocError(`member ${JSON.stringify(displayName(unreadable.path).slice(0, 200))} cannot be served (${unreadable.problem}); a zTOC would hand it out as it is`);
   const gzip = x.index.format === 'gzip';
   const spans = gzip ? x.checkpoints.length : Math.max(1, Math.ceil(x.index.compressedSize / x.spanSize));
   if (x.spanDigests.length !== spans) throw new RangeError(`${spans} spans but ${x.spanDigests.length} digests`);
@@ -153,7 +156,7 @@ export function layoutFromZtoc(z: Ztoc, layer: { digest: string; size: number; f
   let next = 0;
   const entries: TarEntry[] = [];
   for (const { e } of sorted) {
-    if (e.offset < next + BLOCK || e.size < 0 || e.offset + e.size > usize) fail(`TOC entry ${JSON.stringify(e.name.slice(0, 200))} at ${e.offset}+${e.size} does not fit the tar stream`);
+    if (e.offset < next + BLOCK || e.size < 0 || e.offset + e.size > usize) fail(`TOC entry ${JSON.stringify(displayName(e.name).slice(0, 200))} at ${e.offset}+${e.size} does not fit the tar stream`);
     next = e.offset + padded(e.size);
     entries.push(fromZtocEntry(e));
   }

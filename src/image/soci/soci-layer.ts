@@ -1,3 +1,4 @@
+import { displayName } from '../../lib/byte-name.js';
 import type { Digest } from '../../lib/digest.js';
 import { sha256Digest } from '../../lib/hash.js';
 import { builtinFormats } from '../formats/builtin.js';
@@ -79,7 +80,7 @@ function sociLayer(desc: LayerDescriptor, deps: LayerDeps, ztoc: ZtocRef, layout
       }
       // The tree already handed out came from the zTOC: read the same member through the local pass.
       const same = (await fallback.byPath).get(entry.path);
-      if (!same || same.type !== entry.type) throw new ZtocError(`${JSON.stringify(entry.path)} is not in the layer`, desc.digest);
+      if (!same || same.type !== entry.type) throw new ZtocError(`${JSON.stringify(displayName(entry.path))} is not in the layer`, desc.digest);
       return fallback.layer.read(same, offset, into, signal);
     },
   };
@@ -119,6 +120,6 @@ async function checkFirstHeader(reader: SociSpanReader, layout: ZtocLayout, dige
     const sameName = normalisePath(h.name) === first.path;
     const sameSize = first.type !== 'file' || h.size === first.size;
     const sameTime = Math.floor(first.mtimeMs / 1000) === h.mtime;
-    if (!sameName || !sameSize || !sameTime) throw new ZtocError(`the layer's first member is ${JSON.stringify(h.name)}, the TOC says ${JSON.stringify(first.path)}: the TOC is not this layer's`, digest);
+    if (!sameName || !sameSize || !sameTime) throw new ZtocError(`the layer's first member is ${JSON.stringify(displayName(h.name))}, the TOC says ${JSON.stringify(displayName(first.path))}: the TOC is not this layer's`, digest);
   }
 }

@@ -6,6 +6,7 @@ import { nativeInflate } from '../native-inflate.js';
 import type { ZtocLayout } from './convert.js';
 import { ZtocError } from './errors.js';
 import { spanRange } from './zinfo.js';
+import { spanIndexAt } from '../checkpoint-search.js';
 
 /**
  * Reads of a layer's uncompressed stream through a zTOC: each span's compressed bytes are
@@ -68,16 +69,9 @@ export class SociSpanReader {
   }
 
   private spanAt(offset: number): number {
-    const cps = this.layout.checkpoints;
-    let lo = 0;
-    let hi = cps.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (cps[mid]!.out <= offset) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+    return spanIndexAt(this.layout.checkpoints, offset);
   }
+
 
   private span(i: number, signal?: AbortSignal): Promise<Buffer> {
     const key = `soci:${this.digest}#${i}`;

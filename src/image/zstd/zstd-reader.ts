@@ -9,6 +9,7 @@ import type { DerivedStore } from '../layer.js';
 import type { ZstdIndex } from './zstd-index.js';
 import { ZstdStreamDecoder, decodeZstdPrefixAsync } from './zstd-decode.js';
 import { PIECE, isStoredSpan, pieceKey } from './zstd-spans.js';
+import { spanIndexAt } from '../checkpoint-search.js';
 
 const READ_STEP = 4 << 20;
 
@@ -68,16 +69,9 @@ export class ZstdRandomReader implements TarStreamReader {
   }
 
   private spanAt(offset: number): number {
-    const cps = this.index.checkpoints;
-    let lo = 0;
-    let hi = cps.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (cps[mid]!.out <= offset) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+    return spanIndexAt(this.index.checkpoints, offset);
   }
+
 
   private spanBounds(i: number): { start: number; length: number; in: number; inEnd: number } {
     const cps = this.index.checkpoints;
