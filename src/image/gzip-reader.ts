@@ -3,7 +3,7 @@ import { AbortedError } from '../lib/errors.js';
 import { LayerFormatError } from './errors.js';
 import type { GzipIndex } from './gzip-index.js';
 import { nativeInflate } from './native-inflate.js';
-import { spanIndexAt } from './checkpoint-search.js';
+import { copyFromPieces, spanIndexAt } from './checkpointed-read.js';
 
 /** A small memory cache for decompressed spans (the daemon hands in an LRU). */
 export interface SpanCache {
@@ -45,16 +45,7 @@ export class GzipRandomReader {
     const spans = await Promise.all(parts.map((p) => p.span));
     // The kernel's buffer may be gone once the signal fires: copy only while it is not.
     if (signal?.aborted) throw new AbortedError({ digest: this.digest });
-    let copied = 0;
-    for (let k = 0; k < spans.length; k++) {
-      const data = spans[k]!;
-      const start = parts[k]!.start;
-      const from = Math.max(offset, start) - start;
-      const to = Math.min(end, start + data.length) - start;
-      into.set(data.subarray(from, to), copied);
-      copied += to - from;
-    }
-    return copied;
+    return copyFromPieces(spans, parts.map((p) => p.start), offset, end, into);
   }
 
   /** Compressed bytes a read of span `i` needs, for tests and accounting. */

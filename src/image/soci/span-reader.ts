@@ -6,7 +6,7 @@ import { nativeInflate } from '../native-inflate.js';
 import type { ZtocLayout } from './convert.js';
 import { ZtocError } from './errors.js';
 import { spanRange } from './zinfo.js';
-import { spanIndexAt } from '../checkpoint-search.js';
+import { copyFromPieces, spanIndexAt } from '../checkpointed-read.js';
 
 /**
  * Reads of a layer's uncompressed stream through a zTOC: each span's compressed bytes are
@@ -38,15 +38,7 @@ export class SociSpanReader {
     }
     const spans = await Promise.all(parts.map((p) => p.data));
     if (signal?.aborted) throw new AbortedError({ digest: this.digest });
-    let copied = 0;
-    for (let k = 0; k < spans.length; k++) {
-      const { start } = parts[k]!;
-      const from = Math.max(offset, start) - start;
-      const to = Math.min(end, start + spans[k]!.length) - start;
-      into.set(spans[k]!.subarray(from, to), copied);
-      copied += to - from;
-    }
-    return copied;
+    return copyFromPieces(spans, parts.map((p) => p.start), offset, end, into);
   }
 
   /** The first `length` bytes of the stream (for checking the TOC against the layer's first header). */

@@ -9,7 +9,7 @@ import type { DerivedStore } from '../layer.js';
 import type { ZstdIndex } from './zstd-index.js';
 import { ZstdStreamDecoder, decodeZstdPrefixAsync } from './zstd-decode.js';
 import { PIECE, isStoredSpan, pieceKey } from './zstd-spans.js';
-import { spanIndexAt } from '../checkpoint-search.js';
+import { copyFromPieces, spanIndexAt } from '../checkpointed-read.js';
 
 const READ_STEP = 4 << 20;
 
@@ -57,15 +57,7 @@ export class ZstdRandomReader implements TarStreamReader {
     const datas = await Promise.all(parts.map((p) => p.data));
     // The kernel's buffer may be gone once the signal fires: copy only while it is not.
     if (signal?.aborted) throw new AbortedError({ digest: this.digest });
-    let copied = 0;
-    datas.forEach((data, k) => {
-      const start = parts[k]!.start;
-      const from = Math.max(offset, start) - start;
-      const to = Math.min(end, start + data.length) - start;
-      into.set(data.subarray(from, to), copied);
-      copied += to - from;
-    });
-    return copied;
+    return copyFromPieces(datas, parts.map((p) => p.start), offset, end, into);
   }
 
   private spanAt(offset: number): number {
