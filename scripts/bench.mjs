@@ -35,6 +35,12 @@ const { setupPodman } = await H('podman.js');
 
 // ---------- arguments ----------
 const args = process.argv.slice(2);
+if (args.includes('--help') || args.includes('-h')) {
+  // The header comment is the manual: print it instead of starting a 20-minute run.
+  const head = (await readFile(new URL(import.meta.url), 'utf8')).split('\n').slice(1);
+  console.log(head.slice(0, head.findIndex((l) => !l.startsWith('//'))).map((l) => l.replace(/^\/\/ ?/, '')).join('\n'));
+  process.exit(0);
+}
 const arg = (name, d) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : d;
