@@ -1,0 +1,116 @@
+import { ProfileStore } from '../cache/profile-store.js';
+import type { Layer } from '../image/layer.js';
+import { RegfsError } from '../lib/errors.js';
+import type { Logger } from '../lib/logger.js';
+import type { RepoLocator, ResolvedImage } from '../registry/index.js';
+import { fetchReferrerArtifact } from '../registry/referrer-artifact.js';
+import { PROFILE_LIMITS, PROFILE_MEDIA_TYPE, decodeProfile, encodeProfile } from '../view/profile-format.js';
+import { ProfileRecorder, type ProfileHooks } from '../view/profile-recorder.js';
+import { replayProfile } from '../view/profile-replay.js';
+import type { DaemonContext } from './daemon.js';
+
+/** What the metrics endpoint shows of profiles (regfs_profile_*). */
+export interface ProfileCounters {
+  replaysFinished: number;
+  replaysIgnored: number;
+  replayBytes: number;
+}
+
+export interface ProfileSession {
+  /** Handed to the image assembly; undefined when profiles are off altogether. */
+  readonly hooks: ProfileHooks | undefined;
+  /** Starts the recording window and, in the background, the replay; both end with the scope. */
+  start(): void;
+}
+
+/**
+ * The access profile of one mounted image (#15): replays the profile recorded earlier — the one
+ * in `<cacheDir>/profiles/`, else (`profileReplay: auto`) one attached to the image in the
+ * registry — and records this mount's first `profileRecord` of reads into a new one, saved when
+ * the window ends or the mount stops, whichever comes first. A profile that cannot be trusted is
+ * ignored with one warning; a replay that fails is logged and never fails a read.
+ */
+export async function openProfileSession(ctx: DaemonContext, img: ResolvedImage, repo: RepoLocator, counters: ProfileCounters): Promise<ProfileSession> {
+  const { cfg, logger, scope, data } = ctx;
+  const image = img.manifestDigest;
+  if (cfg.profileRecord === 0 && cfg.profileReplay === 'none') return { hooks: undefined, start: () => {} };
+  const store = await ProfileStore.open(cfg.cacheDir);
+  const recorder = cfg.profileRecord > 0 ? new ProfileRecorder(image, cfg.profileRecord, () => logger.warn({ image, limits: PROFILE_LIMITS }, 'access profile full: recording stopped early')) : undefined;
+  const layers = new Map<string, Layer>();
+  const served = new Map<string, string>();
+  const hooks: ProfileHooks = {
+    wrapBlobs: (r) => recorder?.wrapBlobs(r) ?? r,
+    wrapLayer: (l) => {
+      layers.set(l.descriptor.digest, l);
+      return recorder?.wrapLayer(l) ?? l;
+    },
+    layerServed: (d, how) => {
+      served.set(d, how);
+      recorder?.layerServed(d, how);
+    },
+  };
+
+  const save = async (): Promise<void> => {
+    const p = recorder?.snapshot();
+    if (!p) return;
+    try {
+      await store.save(image, encodeProfile(p));
+      logger.info({ image, files: p.files.length, path: store.pathOf(image) }, 'access profile saved');
+    } catch (e) {
+      logger.warn({ image, err: (e as Error).message }, 'cannot save the access profile');
+    }
+  };
+
+  const find = async (signal: AbortSignal): Promise<{ bytes: Buffer; from: string } | undefined> => {
+    const local = await store.load(image, PROFILE_LIMITS.bytes);
+    if (local) return { bytes: local, from: store.pathOf(image) };
+    if (cfg.profileReplay !== 'auto') return undefined;
+    const reg = ctx.registry.current();
+    const found = await fetchReferrerArtifact(reg.client, reg.http, repo, image, PROFILE_MEDIA_TYPE, PROFILE_LIMITS.bytes, signal);
+    return found && { bytes: found.bytes, from: `registry referrer ${found.manifest}` };
+  };
+
+  const replay = async (signal: AbortSignal): Promise<void> => {
+    const t0 = Date.now();
+    let from: string | undefined;
+    try {
+      const found = await find(signal);
+      if (!found) return logger.debug({ image }, 'no access profile to replay');
+      from = found.from;
+      const expect = { image, layers: new Map(img.manifest.layers.map((l) => [l.digest, l.size])) };
+      const r = await replayProfile(decodeProfile(found.bytes, expect), { layers, reader: data.reader, servedAs: (d) => served.get(d), rate: cfg.prefetchRate, signal });
+      counters.replaysFinished++;
+      counters.replayBytes += r.bytes;
+      logger.info({ image, from, ...r, ms: Date.now() - t0 }, 'access profile replayed');
+    } catch (e) {
+      if (signal.aborted) return;
+      // Content that cannot be trusted (a bad profile, an oversized file, a registry artifact that
+      // fails its digest or is no manifest): the profile is ignored, said once.
+      const bad = e instanceof RegfsError && ['ERR_PROFILE', 'ERR_TOO_LARGE', 'ERR_DIGEST_MISMATCH', 'ERR_MANIFEST_INVALID'].includes(e.code);
+      if (bad) counters.replaysIgnored++;
+      logger.warn({ image, from, err: (e as Error).message }, bad ? 'access profile ignored' : 'access profile replay stopped; reads fetch on demand');
+    }
+  };
+
+  return {
+    hooks,
+    start: () => {
+      const stop = new AbortController();
+      let finished = false;
+      const finish = async (): Promise<void> => {
+        if (!recorder || finished) return;
+        finished = true;
+        recorder.stop();
+        await save();
+      };
+      const timer = recorder ? setTimeout(() => void finish(), cfg.profileRecord).unref() : undefined;
+      if (cfg.profileReplay !== 'none') void replay(stop.signal);
+      scope.defer('access profile', async () => {
+        stop.abort();
+        clearTimeout(timer);
+        // Mounted for less than the window: what was read so far is the profile.
+        await finish();
+      });
+    },
+  };
+}

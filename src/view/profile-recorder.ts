@@ -1,0 +1,129 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { Layer } from '../image/layer.js';
+import type { ByteName } from '../lib/byte-name.js';
+import type { Digest } from '../lib/digest.js';
+import { OrderedRanges } from '../lib/ordered-ranges.js';
+import type { PrefetchingBlobReader } from './image-layout.js';
+import { PROFILE_LIMITS, type Profile } from './profile-format.js';
+
+/** What the image assembly lets a profile session see and wrap (view/image-assembly.ts). */
+export interface ProfileHooks {
+  /** The reader the image's layers read their blobs through. */
+  wrapBlobs(reader: PrefetchingBlobReader): PrefetchingBlobReader;
+  /** A layer as the trees use it (file reads pass through `read`). */
+  wrapLayer(layer: Layer): Layer;
+  /** How a layer is served, once opened (`servedAs` of profile-format.ts). */
+  layerServed(digest: Digest, servedAs: string): void;
+}
+
+/**
+ * Records a mount's file reads into a profile while `recording`: each `Layer.read` of a file is
+ * noted as (layer, path, range), and the blob reads it causes — found through an
+ * AsyncLocalStorage context set around the file read, so the index pass, TOC fetches and other
+ * mounts' reads are not counted — as (layer blob, compressed range). Reads of bytes already in
+ * memory or on disk are recorded too: a profile says what a run needs, not what it fetched.
+ */
+export class ProfileRecorder {
+  private readonly inFileRead = new AsyncLocalStorage<true>();
+  private readonly files = new Map<string, { layer: Digest; path: ByteName; ranges: OrderedRanges }>();
+  private readonly blobs = new Map<string, OrderedRanges>();
+  private readonly served = new Map<string, string>();
+  private ranges = 0;
+  /** Blob bytes noted (overlaps counted twice: an upper bound of what the profile will ask for). */
+  private blobBytes = 0;
+  private recording = true;
+  /** Set once a limit stopped the recording early (logged once by the owner). */
+  full = false;
+
+  constructor(
+    private readonly image: Digest,
+    private readonly windowMs: number,
+    private readonly onFull: () => void = () => {},
+  ) {}
+
+  get active(): boolean {
+    return this.recording;
+  }
+
+  /** Ends the window: later reads are not recorded. */
+  stop(): void {
+    this.recording = false;
+  }
+
+  layerServed(digest: Digest, how: string): void {
+    this.served.set(digest, how);
+  }
+
+  wrapBlobs(reader: PrefetchingBlobReader): PrefetchingBlobReader {
+    const wrapped: PrefetchingBlobReader = {
+      size: (d, s) => reader.size(d, s),
+      readAt: async (d, offset, into, signal) => {
+        const n = await reader.readAt(d, offset, into, signal);
+        if (this.recording && this.inFileRead.getStore()) this.noteBlob(d, offset, offset + n);
+        return n;
+      },
+    };
+    if (reader.prefetch) wrapped.prefetch = reader.prefetch.bind(reader);
+    return wrapped;
+  }
+
+  wrapLayer(layer: Layer): Layer {
+    const digest = layer.descriptor.digest;
+    return {
+      descriptor: layer.descriptor,
+      entries: () => layer.entries(),
+      read: async (entry, offset, into, signal) => {
+        if (!this.recording) return layer.read(entry, offset, into, signal);
+        const n = await this.inFileRead.run(true, () => layer.read(entry, offset, into, signal));
+        if (this.recording) this.noteFile(digest, entry.path, offset, offset + n);
+        return n;
+      },
+      ...(layer.prefetchRange ? { prefetchRange: () => layer.prefetchRange!() } : {}),
+    };
+  }
+
+  /** The profile so far; undefined when nothing was read. */
+  snapshot(): Profile | undefined {
+    if (this.files.size === 0) return undefined;
+    return {
+      image: this.image,
+      recordedAt: new Date().toISOString(),
+      windowMs: this.windowMs,
+      files: [...this.files.values()].map((f) => ({ layer: f.layer, path: f.path, ranges: f.ranges.ranges() })),
+      blobs: [...this.blobs].map(([digest, r]) => ({ digest: digest as Digest, servedAs: this.served.get(digest) ?? 'unknown', ranges: r.ranges() })),
+    };
+  }
+
+  private noteFile(layer: Digest, path: ByteName, start: number, end: number): void {
+    const key = `${layer}\0${path}`;
+    let f = this.files.get(key);
+    if (!f) {
+      if (this.files.size >= PROFILE_LIMITS.files) return this.stopFull();
+      f = { layer, path, ranges: new OrderedRanges(PROFILE_LIMITS.rangesPerEntry) };
+      this.files.set(key, f);
+    }
+    this.count(f.ranges, start, end);
+  }
+
+  private noteBlob(digest: Digest, start: number, end: number): void {
+    let r = this.blobs.get(digest);
+    if (!r) this.blobs.set(digest, (r = new OrderedRanges(PROFILE_LIMITS.rangesPerEntry)));
+    this.blobBytes += end - start;
+    if (this.blobBytes > PROFILE_LIMITS.replayBytes) return this.stopFull();
+    this.count(r, start, end);
+  }
+
+  private count(r: OrderedRanges, start: number, end: number): void {
+    const before = r.length;
+    if (!r.add(start, end)) return this.stopFull();
+    this.ranges += r.length - before;
+    if (this.ranges >= PROFILE_LIMITS.ranges) this.stopFull();
+  }
+
+  private stopFull(): void {
+    if (!this.recording) return;
+    this.recording = false;
+    this.full = true;
+    this.onFull();
+  }
+}
