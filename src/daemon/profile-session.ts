@@ -66,8 +66,15 @@ export async function openProfileSession(ctx: DaemonContext, img: ResolvedImage,
     if (local) return { bytes: local, from: store.pathOf(image) };
     if (cfg.profileReplay !== 'auto') return undefined;
     const reg = ctx.registry.current();
-    const found = await fetchReferrerArtifact(reg.client, reg.http, repo, image, PROFILE_MEDIA_TYPE, PROFILE_LIMITS.bytes, signal);
-    return found && { bytes: found.bytes, from: `registry referrer ${found.manifest}` };
+    try {
+      const found = await fetchReferrerArtifact(reg.client, reg.http, repo, image, PROFILE_MEDIA_TYPE, PROFILE_LIMITS.bytes, signal);
+      return found && { bytes: found.bytes, from: `registry referrer ${found.manifest}` };
+    } catch (e) {
+      if (untrusted(e)) throw e;
+      // A registry that refuses or fails the lookup just has no profile for us: not worth a warning per mount.
+      logger.info({ image, err: (e as Error).message }, 'no access profile from the registry');
+      return undefined;
+    }
   };
 
   const replay = async (signal: AbortSignal): Promise<void> => {
@@ -84,9 +91,7 @@ export async function openProfileSession(ctx: DaemonContext, img: ResolvedImage,
       logger.info({ image, from, ...r, ms: Date.now() - t0 }, 'access profile replayed');
     } catch (e) {
       if (signal.aborted) return;
-      // Content that cannot be trusted (a bad profile, an oversized file, a registry artifact that
-      // fails its digest or is no manifest): the profile is ignored, said once.
-      const bad = e instanceof RegfsError && ['ERR_PROFILE', 'ERR_TOO_LARGE', 'ERR_DIGEST_MISMATCH', 'ERR_MANIFEST_INVALID'].includes(e.code);
+      const bad = untrusted(e);
       if (bad) counters.replaysIgnored++;
       logger.warn({ image, from, err: (e as Error).message }, bad ? 'access profile ignored' : 'access profile replay stopped; reads fetch on demand');
     }
@@ -113,4 +118,12 @@ export async function openProfileSession(ctx: DaemonContext, img: ResolvedImage,
       });
     },
   };
+}
+
+/**
+ * Content that cannot be trusted — a bad profile, an oversized file, a registry artifact that
+ * fails its digest or is no manifest: the profile is ignored, said once.
+ */
+function untrusted(e: unknown): boolean {
+  return e instanceof RegfsError && ['ERR_PROFILE', 'ERR_TOO_LARGE', 'ERR_DIGEST_MISMATCH', 'ERR_MANIFEST_INVALID'].includes(e.code);
 }
