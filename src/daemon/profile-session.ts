@@ -85,12 +85,13 @@ export async function openProfileSession(ctx: DaemonContext, img: ResolvedImage,
       if (!found) return logger.debug({ image }, 'no access profile to replay');
       from = found.from;
       const expect = { image, layers: new Map(img.manifest.layers.map((l) => [l.digest, l.size])) };
-      const r = await replayProfile(decodeProfile(found.bytes, expect), { layers, reader: data.reader, servedAs: (d) => served.get(d), rate: cfg.prefetchRate, signal });
+      const onChecked = (): void => logger.info({ image, from }, 'access profile replay started');
+      const r = await replayProfile(decodeProfile(found.bytes, expect), { layers, reader: data.reader, servedAs: (d) => served.get(d), rate: cfg.prefetchRate, signal, onChecked });
       counters.replaysFinished++;
       counters.replayBytes += r.bytes;
       logger.info({ image, from, ...r, ms: Date.now() - t0 }, 'access profile replayed');
     } catch (e) {
-      if (signal.aborted) return;
+      if (signal.aborted) return logger.info({ image, from, ms: Date.now() - t0 }, 'access profile replay cut short by the unmount');
       const bad = untrusted(e);
       if (bad) counters.replaysIgnored++;
       logger.warn({ image, from, err: (e as Error).message }, bad ? 'access profile ignored' : 'access profile replay stopped; reads fetch on demand');

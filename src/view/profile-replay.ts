@@ -1,5 +1,6 @@
 import type { Layer } from '../image/layer.js';
 import type { TarEntry } from '../image/tar-entry.js';
+import { throwIfAborted } from '../lib/abort.js';
 import { displayName } from '../lib/byte-name.js';
 import type { Digest } from '../lib/digest.js';
 import { RatePacer } from '../lib/rate-pacer.js';
@@ -16,6 +17,8 @@ export interface ReplayDeps {
   /** Bytes per second (0 = no cap): `prefetchRate`. */
   rate: number;
   signal: AbortSignal;
+  /** Called once the profile passed its checks, before the first fetch. */
+  onChecked?: () => void;
 }
 
 export interface ReplayResult {
@@ -52,6 +55,7 @@ export async function replayProfile(p: Profile, deps: ReplayDeps): Promise<Repla
   const entries = new Map<string, TarEntry[]>();
   await Promise.all([...named].map(async (d) => entries.set(d, await layerOf(d).entries())));
   const found = checkFiles(p, entries);
+  deps.onChecked?.();
 
   const blobWise = new Set(p.blobs.filter((b) => deps.servedAs(b.digest) === b.servedAs).map((b) => b.digest));
   const result: ReplayResult = { bytes: 0, blobRanges: 0, fileRanges: 0, failed: 0 };
@@ -92,6 +96,8 @@ export async function replayProfile(p: Profile, deps: ReplayDeps): Promise<Repla
     }
   }
   await Promise.all(started);
+  // Cut short by the unmount: not a replay that finished.
+  throwIfAborted(deps.signal);
   return result;
 }
 

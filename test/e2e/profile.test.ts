@@ -9,7 +9,7 @@ import { buildSmallImage } from '../helpers/fixture-image.js';
 import { type BuiltImage, pushImage } from '../helpers/images.js';
 import { CLI, type RunningMount, forceUnmount, makeMountpoint, parsePrometheus, startMount } from '../helpers/mount.js';
 import { type RunningRegistry, startRegistry } from '../helpers/registry.js';
-import { freePort, tempDir, waitFor } from '../helpers/tmp.js';
+import { freePort, tempDir, waitFor, waitForMatch } from '../helpers/tmp.js';
 
 const run = promisify(execFile);
 const REPO = 'e2e/profile';
@@ -146,6 +146,15 @@ test('after `cache clear` (layer indexes kept) a remount fetches the recorded ra
   assert.equal(await b.metric('regfs_range_requests_total'), requestsBefore);
   const line = logs(await b.stop()).find((l) => l.msg === 'access profile replayed');
   assert.ok(line && line.blobRanges! >= 2 && line.fileRanges === 0, `replayed as recorded compressed ranges: ${JSON.stringify(line)}`);
+});
+
+test('SIGTERM while a replay is paced to 1 KiB/s (--prefetch-rate 1KiB): the mount exits 0, the replay is cut short (logged), no warning', async () => {
+  await regfs(['cache', 'clear', '--cache-dir', cacheA(), '--log-level', 'warn']);
+  const b = await mount(cacheA(), ['--prefetch-rate', '1KiB', '--profile-record', '0']);
+  await waitForMatch(() => b.m.stderr(), /"msg":"access profile replay started"/, 20_000);
+  const lines = logs(await b.stop());
+  assert.deepEqual(lines.filter((l) => l.msg?.startsWith('access profile replay')).map((l) => l.msg), ['access profile replay started', 'access profile replay cut short by the unmount']);
+  assert.deepEqual(lines.filter((l) => l.level === 'warn' || l.level === 'error'), []);
 });
 
 test('profile push attaches it to the image (referrers tag on docker-registry 2.8); another machine (a cache with the layer indexes, no profile, no chunks) finds it, replays it before any read, then reads with 0 blob requests', async () => {

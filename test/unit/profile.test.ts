@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type { Layer } from '../../src/image/layer.js';
 import type { TarEntry } from '../../src/image/tar-entry.js';
 import { type Digest, parseDigest } from '../../src/lib/digest.js';
+import { AbortedError } from '../../src/lib/errors.js';
 import { OrderedRanges } from '../../src/lib/ordered-ranges.js';
 import { PROFILE_MEDIA_TYPE, type Profile, ProfileError, decodeProfile, encodeProfile, servedAs } from '../../src/view/profile-format.js';
 import { ProfileRecorder } from '../../src/view/profile-recorder.js';
@@ -143,4 +144,30 @@ test('replay of a profile naming a file its layer lacks, a directory, or a range
     );
     assert.deepEqual(touched, [], re.source);
   }
+});
+
+test('replay: fetches that fail are counted, never thrown (3 of 3 failed → resolves with failed 3); an abort stops a paced replay before its 2nd range and rejects (AbortedError)', async () => {
+  const reads: string[] = [];
+  const layers = new Map([
+    [L1, fakeLayer(L1, 1000, [entry('data/caf\xe9', 9000)], reads)],
+    [L2, { ...fakeLayer(L2, 500, [entry('etc/motd', 17)], reads), read: async () => Promise.reject(new Error('registry down')) }],
+  ]);
+  const failing = { prefetch: async () => Promise.reject(new Error('registry down')) };
+  const r = await replayProfile(sample(), { layers, reader: failing, servedAs: (d) => (d === L1 ? 'index' : 'other'), rate: 0, signal: new AbortController().signal });
+  assert.deepEqual(r, { bytes: 390 + 400 + 17, blobRanges: 2, fileRanges: 1, failed: 3 });
+
+  const stop = new AbortController();
+  const asked: number[] = [];
+  const paced = replayProfile(sample(), {
+    layers,
+    // 1 byte/s: the pacer sleeps 390 s after the first range, until the abort.
+    reader: { prefetch: async (_d, o) => void asked.push(o) },
+    servedAs: () => 'index',
+    rate: 1,
+    signal: stop.signal,
+  });
+  await new Promise((res) => setTimeout(res, 50));
+  stop.abort();
+  await assert.rejects(paced, (e: unknown) => e instanceof AbortedError);
+  assert.deepEqual(asked, [10]);
 });
