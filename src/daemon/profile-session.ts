@@ -41,7 +41,7 @@ export async function openProfileSession(ctx: DaemonContext, img: ResolvedImage,
   const hooks: ProfileHooks = {
     wrapBlobs: (r) => recorder?.wrapBlobs(r) ?? r,
     wrapLayer: (l) => {
-      layers.set(l.descriptor.digest, l);
+      layers.set(l.descriptor.digest, recorder ? { ...l, read: (e, o, into, s) => recorder.attributing(() => l.read(e, o, into, s)) } : l);
       return recorder?.wrapLayer(l) ?? l;
     },
     layerServed: (d, how) => {

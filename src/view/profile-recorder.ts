@@ -82,6 +82,15 @@ export class ProfileRecorder {
     };
   }
 
+  /**
+   * Runs `fn` so that the blob reads it makes are recorded as a file read's are, without naming a
+   * file: a replay that reads files through their layer (served another way than recorded) joins
+   * spans the mount's own reads then need, whose blob reads would otherwise go unrecorded.
+   */
+  attributing<T>(fn: () => Promise<T>): Promise<T> {
+    return this.recording ? this.inFileRead.run(true, fn) : fn();
+  }
+
   /** The profile so far; undefined when nothing was read. */
   snapshot(): Profile | undefined {
     if (this.files.size === 0) return undefined;

@@ -8,7 +8,7 @@ import { Semaphore } from '../lib/semaphore.js';
 import { type Profile, ProfileError, type Range } from './profile-format.js';
 
 export interface ReplayDeps {
-  /** The image's layers by digest, as opened for the mount (not wrapped by a recorder). */
+  /** The image's layers by digest, as opened for the mount; their file reads are not recorded as the mount's own. */
   layers: ReadonlyMap<string, Layer>;
   /** The chunk reader: background fetches into the cache, behind readers that wait. */
   reader: { prefetch(digest: Digest, offset: number, length: number, size: number): Promise<void> };

@@ -88,7 +88,7 @@ function fakeLayer(digest: Digest, size: number, entries: TarEntry[], reads: str
   };
 }
 
-test('the recorder notes file reads and the blob reads made inside them only: 2 files in read order, coalesced, 1 blob; nothing after stop()', async () => {
+test('the recorder notes file reads and the blob reads made inside them (or inside `attributing`) only: 2 files in read order, coalesced, 1 blob with 2 ranges; nothing after stop()', async () => {
   const blobReads: string[] = [];
   const rec = new ProfileRecorder(IMAGE, 60_000);
   const blobs = rec.wrapBlobs({ size: async () => 1000, readAt: async (d, o, into) => (blobReads.push(`${d}@${o}`), into.length) });
@@ -99,12 +99,16 @@ test('the recorder notes file reads and the blob reads made inside them only: 2 
   await layer.read(entry('b', 100), 0, Buffer.alloc(64));
   await layer.read(entry('a', 100), 10, Buffer.alloc(5));
   await layer.read(entry('b', 100), 64, Buffer.alloc(36));
+  // A replay reading through the unwrapped layer: its blob reads count, its file does not.
+  await rec.attributing(() => inner.read(entry('r', 100), 0, Buffer.alloc(10)));
+  await rec.attributing(() => blobs.readAt(L1, 700, Buffer.alloc(100)));
   rec.stop();
   await layer.read(entry('c', 100), 0, Buffer.alloc(10));
+  await rec.attributing(() => blobs.readAt(L1, 900, Buffer.alloc(10)));
   const p = rec.snapshot()!;
   assert.deepEqual(p.files.map((f) => [f.path, f.ranges]), [['b', [[0, 100]]], ['a', [[10, 15]]]]);
-  assert.deepEqual(p.blobs, [{ digest: L1, servedAs: 'index', ranges: [[300, 350]] }]);
-  assert.equal(blobReads.length, 5, 'every read still reached the reader');
+  assert.deepEqual(p.blobs, [{ digest: L1, servedAs: 'index', ranges: [[300, 350], [700, 800]] }]);
+  assert.equal(blobReads.length, 8, 'every read still reached the reader');
 });
 
 test('replay: a layer served as recorded gets its 2 recorded blob ranges, in order; the other layer is read as its file ranges', async () => {
