@@ -188,6 +188,24 @@ test('profile push attaches it to the image (referrers tag on docker-registry 2.
   assert.deepEqual(shown.files.map((f) => f.path), READ);
 });
 
+test('a machine that serves the image through a SOCI zTOC (v1 referrer) replays the pushed profile through the zTOC (file ranges, not the recorded index spans); reads then make 0 blob requests', async () => {
+  // The small image's layers are ~1–3 MiB: index them anyway, in 1 MiB spans.
+  await regfs(['index', 'push', ref, '--v1', '--min-layer-size', '512KiB', '--span', '1MiB', '--cache-dir', join(dir.path, 'cache-soci-build'), '--log-level', 'warn']);
+  const cache = join(dir.path, 'cache-soci');
+  const s = await mount(cache);
+  await waitFor('the profile replay', async () => (await s.metric('regfs_profile_replays_total')) === 1);
+  assert.equal(await s.metric('regfs_layers_served_total{how="soci"}'), 2, 'both layers served through their zTOC');
+  const before = proxy.requests.length;
+  await readAll(s.mnt);
+  assert.deepEqual(blobGets(before), [], 'reading the profiled files made no blob request');
+  const line = logs(await s.stop()).find((l) => l.msg === 'access profile replayed');
+  assert.ok(line && line.fileRanges! >= 2 && line.blobRanges === 0, `replayed through the layers: ${JSON.stringify(line)}`);
+  // Its own profile records the zTOC's spans, for the next replay here.
+  const shown = JSON.parse((await regfs(['profile', 'show', ref, '--cache-dir', cache, '--json', '--log-level', 'warn'])).stdout) as ShownJson;
+  assert.deepEqual(shown.files.map((f) => f.path), READ);
+  assert.ok(shown.blobs.length === 2 && shown.blobs.every((b) => b.servedAs.startsWith('soci sha256:') && b.ranges.length >= 1), JSON.stringify(shown.blobs));
+});
+
 test('profile clear removes it; --profile-replay none never looks', async () => {
   const cache = join(dir.path, 'cache-other');
   assert.match((await regfs(['profile', 'clear', ref, '--cache-dir', cache, '--log-level', 'warn'])).stdout, /removed the access profile of sha256:/);
@@ -219,7 +237,8 @@ test('a profile naming a file the image lacks, or hostile (huge, garbage, versio
     await mkdir(join(cache, 'profiles'), { recursive: true });
     await run('cp', ['-r', join(cacheA(), 'indexes'), cache]);
     await writeFile(join(cache, 'profiles', `sha256-${image.manifestDigest.slice(7)}.json`), body);
-    const e = await mount(cache, ['--profile-record', '0']);
+    // --index none: the image has a SOCI v1 index by now (test above); these layers come from the copied indexes.
+    const e = await mount(cache, ['--profile-record', '0', '--index', 'none']);
     await waitFor(`${name}: the warning`, async () => (await e.metric('regfs_profile_replays_ignored_total')) === 1);
     assert.equal(await e.metric('regfs_profile_replay_bytes_total'), 0, `${name}: nothing replayed`);
     assert.equal(await e.metric('regfs_fetched_bytes_total'), 0, `${name}: no blob byte fetched`);
