@@ -57,10 +57,13 @@ export class ProfileRecorder {
   wrapBlobs(reader: PrefetchingBlobReader): PrefetchingBlobReader {
     const wrapped: PrefetchingBlobReader = {
       size: (d, s) => reader.size(d, s),
-      readAt: async (d, offset, into, signal) => {
-        const n = await reader.readAt(d, offset, into, signal);
-        if (this.recording && this.inFileRead.getStore()) this.noteBlob(d, offset, offset + n);
-        return n;
+      readAt: (d, offset, into, signal) => {
+        // Once the window is over this is a plain call: no extra promise on the read path.
+        if (!this.recording || !this.inFileRead.getStore()) return reader.readAt(d, offset, into, signal);
+        return reader.readAt(d, offset, into, signal).then((n) => {
+          if (this.recording) this.noteBlob(d, offset, offset + n);
+          return n;
+        });
       },
     };
     if (reader.prefetch) wrapped.prefetch = reader.prefetch.bind(reader);
