@@ -5,7 +5,7 @@ import type { Logger } from '../lib/logger.js';
 import type { RepoLocator, ResolvedImage } from '../registry/index.js';
 import { fetchReferrerArtifact } from '../registry/referrer-artifact.js';
 import { PROFILE_LIMITS, PROFILE_MEDIA_TYPE, decodeProfile, encodeProfile } from '../view/profile-format.js';
-import { ProfileRecorder, type ProfileHooks } from '../view/profile-recorder.js';
+import { ProfileRecorder, type ProfileHooks, overrideRead } from '../view/profile-recorder.js';
 import { replayProfile } from '../view/profile-replay.js';
 import type { DaemonContext } from './daemon.js';
 
@@ -41,7 +41,7 @@ export async function openProfileSession(ctx: DaemonContext, img: ResolvedImage,
   const hooks: ProfileHooks = {
     wrapBlobs: (r) => recorder?.wrapBlobs(r) ?? r,
     wrapLayer: (l) => {
-      layers.set(l.descriptor.digest, recorder ? { ...l, read: (e, o, into, s) => recorder.attributing(() => l.read(e, o, into, s)) } : l);
+      layers.set(l.descriptor.digest, recorder ? overrideRead(l, (e, o, into, s) => recorder.attributing(() => l.read(e, o, into, s))) : l);
       return recorder?.wrapLayer(l) ?? l;
     },
     layerServed: (d, how) => {

@@ -72,17 +72,13 @@ export class ProfileRecorder {
 
   wrapLayer(layer: Layer): Layer {
     const digest = layer.descriptor.digest;
-    return {
-      descriptor: layer.descriptor,
-      entries: () => layer.entries(),
-      read: async (entry, offset, into, signal) => {
-        if (!this.recording) return layer.read(entry, offset, into, signal);
-        const n = await this.inFileRead.run(true, () => layer.read(entry, offset, into, signal));
-        if (this.recording) this.noteFile(digest, entry.path, offset, offset + n);
-        return n;
-      },
-      ...(layer.prefetchRange ? { prefetchRange: () => layer.prefetchRange!() } : {}),
+    const read: Layer['read'] = async (entry, offset, into, signal) => {
+      if (!this.recording) return layer.read(entry, offset, into, signal);
+      const n = await this.inFileRead.run(true, () => layer.read(entry, offset, into, signal));
+      if (this.recording) this.noteFile(digest, entry.path, offset, offset + n);
+      return n;
     };
+    return overrideRead(layer, read);
   }
 
   /**
@@ -138,4 +134,9 @@ export class ProfileRecorder {
     this.full = true;
     this.onFull();
   }
+}
+
+/** `layer` with another `read`; every other member (whatever the Layer interface grows) is the layer's own. */
+export function overrideRead(layer: Layer, read: Layer['read']): Layer {
+  return Object.assign(Object.create(layer) as Layer, { read });
 }
