@@ -157,6 +157,22 @@ test('SIGTERM while a replay is paced to 1 KiB/s (--prefetch-rate 1KiB): the mou
   assert.deepEqual(lines.filter((l) => l.level === 'warn' || l.level === 'error'), []);
 });
 
+test('every range request of a replay answered 404: the replay ends with its ranges failed, the reads then fetch for themselves and return every byte', async () => {
+  await regfs(['cache', 'clear', '--cache-dir', cacheA(), '--log-level', 'warn']);
+  // Layer blobs only: the config is fetched (whole) while the mount starts.
+  proxy.inject((path) => image.layers.some((l) => path.endsWith(`/blobs/${l.digest}`)), ...Array.from({ length: 100 }, () => ({ kind: 'status' as const, status: 404 })));
+  try {
+    const b = await mount(cacheA(), ['--profile-record', '0']);
+    await waitFor('the profile replay', async () => (await b.metric('regfs_profile_replays_total')) === 1);
+    proxy.clearFaults();
+    await readAll(b.mnt);
+    const line = logs(await b.stop()).find((l) => l.msg === 'access profile replayed') as { failed?: number; blobRanges?: number } | undefined;
+    assert.ok(line && line.failed! >= 1 && line.failed === line.blobRanges, `every recorded range failed: ${JSON.stringify(line)}`);
+  } finally {
+    proxy.clearFaults();
+  }
+});
+
 test('profile push attaches it to the image (referrers tag on docker-registry 2.8); another machine (a cache with the layer indexes, no profile, no chunks) finds it, replays it before any read, then reads with 0 blob requests', async () => {
   const { stdout, stderr } = await regfs(['profile', 'push', ref, '--cache-dir', cacheA(), '--log-level', 'warn']);
   const manifest = stdout.trim();
