@@ -4,7 +4,7 @@ import { RegfsError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { RepoLocator, ResolvedImage } from '../registry/index.js';
 import { fetchReferrerArtifact } from '../registry/referrer-artifact.js';
-import { PROFILE_LIMITS, PROFILE_MEDIA_TYPE, decodeProfile, encodeProfile } from '../view/profile-format.js';
+import { PROFILE_LIMITS, PROFILE_MEDIA_TYPE, decodeProfile, encodeProfileBounded } from '../view/profile-format.js';
 import { ProfileRecorder, type ProfileHooks, overrideRead } from '../view/profile-recorder.js';
 import { replayProfile } from '../view/profile-replay.js';
 import type { DaemonContext } from './daemon.js';
@@ -54,7 +54,7 @@ export async function openProfileSession(ctx: DaemonContext, img: ResolvedImage,
     const p = recorder?.snapshot();
     if (!p) return;
     try {
-      await store.save(image, encodeProfile(p));
+      await store.save(image, encodeProfileBounded(p));
       logger.info({ image, files: p.files.length, path: store.pathOf(image) }, 'access profile saved');
     } catch (e) {
       logger.warn({ image, err: (e as Error).message }, 'cannot save the access profile');

@@ -58,6 +58,8 @@ export const PROFILE_LIMITS = {
   ranges: 65_536,
   /** Compressed bytes the blob ranges may ask for altogether. */
   replayBytes: 1 << 30,
+  /** One path (PAX allows any length; Linux's PATH_MAX is 4096). */
+  pathBytes: 65_536,
 } as const;
 
 export class ProfileError extends RegfsError {
@@ -95,6 +97,21 @@ export function encodeProfile(p: Profile): Buffer {
       blobs: p.blobs.map((b) => ({ digest: b.digest, servedAs: b.servedAs, ranges: b.ranges })),
     })}\n`,
   );
+}
+
+/**
+ * `encodeProfile` within `PROFILE_LIMITS.bytes`. Counts alone do not bound the size (a tar path
+ * may be 64 KiB long), so a profile that would not fit keeps its first files only — halved until
+ * it does — and no blob ranges, which belonged to the files dropped too (replay then reads the
+ * kept files through their layers).
+ */
+export function encodeProfileBounded(p: Profile): Buffer {
+  let bytes = encodeProfile(p);
+  for (let files = p.files; bytes.length > PROFILE_LIMITS.bytes && files.length > 0; ) {
+    files = files.slice(0, Math.floor(files.length / 2));
+    bytes = encodeProfile({ ...p, files, blobs: [] });
+  }
+  return bytes;
 }
 
 /** What a profile must agree with: the image it is replayed on. */
@@ -157,7 +174,7 @@ export function decodeProfile(bytes: Uint8Array, expect?: ProfileExpectation): P
     if (typeof f['path'] === 'string') path = Buffer.from(f['path'], 'utf8').toString('latin1');
     else if (typeof f['pathBase64'] === 'string') path = Buffer.from(f['pathBase64'], 'base64').toString('latin1');
     else throw new ProfileError(`${where}: no "path"`);
-    if (path === '' || path.length > 65_536 || path.includes('\0') || !isByteName(path)) throw new ProfileError(`${where}: not a path`);
+    if (path === '' || path.length > PROFILE_LIMITS.pathBytes || path.includes('\0') || !isByteName(path)) throw new ProfileError(`${where}: not a path`);
     // File sizes are known only from the layer's tree: replay checks them there.
     return { layer, path, ranges: rangesOf(f['ranges'], where, Number.MAX_SAFE_INTEGER) };
   });

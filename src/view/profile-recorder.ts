@@ -32,8 +32,6 @@ export class ProfileRecorder {
   /** Blob bytes noted (overlaps counted twice: an upper bound of what the profile will ask for). */
   private blobBytes = 0;
   private recording = true;
-  /** Set once a limit stopped the recording early (logged once by the owner). */
-  full = false;
 
   constructor(
     private readonly image: Digest,
@@ -106,6 +104,7 @@ export class ProfileRecorder {
     const key = `${layer}\0${path}`;
     let f = this.files.get(key);
     if (!f) {
+      if (path.length > PROFILE_LIMITS.pathBytes) return;
       if (this.files.size >= PROFILE_LIMITS.files) return this.stopFull();
       f = { layer, path, ranges: new OrderedRanges(PROFILE_LIMITS.rangesPerEntry) };
       this.files.set(key, f);
@@ -131,7 +130,6 @@ export class ProfileRecorder {
   private stopFull(): void {
     if (!this.recording) return;
     this.recording = false;
-    this.full = true;
     this.onFull();
   }
 }

@@ -5,7 +5,7 @@ import type { TarEntry } from '../../src/image/tar-entry.js';
 import { type Digest, parseDigest } from '../../src/lib/digest.js';
 import { AbortedError } from '../../src/lib/errors.js';
 import { OrderedRanges } from '../../src/lib/ordered-ranges.js';
-import { PROFILE_MEDIA_TYPE, type Profile, ProfileError, decodeProfile, encodeProfile, servedAs } from '../../src/view/profile-format.js';
+import { PROFILE_MEDIA_TYPE, type Profile, ProfileError, decodeProfile, encodeProfile, encodeProfileBounded, servedAs } from '../../src/view/profile-format.js';
 import { ProfileRecorder } from '../../src/view/profile-recorder.js';
 import { replayProfile } from '../../src/view/profile-replay.js';
 
@@ -174,4 +174,30 @@ test('replay: fetches that fail are counted, never thrown (3 of 3 failed → res
   stop.abort();
   await assert.rejects(paced, (e: unknown) => e instanceof AbortedError);
   assert.deepEqual(asked, [10]);
+});
+
+test('the recorder stops at its limits: 10 000 files, then one onFull call and nothing more (the saved profile stays under 4 MiB)', async () => {
+  let full = 0;
+  const rec = new ProfileRecorder(IMAGE, 60_000, () => full++);
+  const layer = rec.wrapLayer(fakeLayer(L1, 1000, [], []));
+  for (let i = 0; i < 10_005; i++) await layer.read(entry(`f/${i}`, 10), 0, Buffer.alloc(10));
+  const p = rec.snapshot()!;
+  assert.equal(p.files.length, 10_000);
+  assert.equal(full, 1);
+  assert.equal(rec.active, false);
+  const bytes = encodeProfile(p);
+  assert.ok(bytes.length < 4 << 20, `${bytes.length} bytes`);
+  assert.equal(decodeProfile(bytes, expect).files.length, 10_000);
+});
+
+test('a profile whose paths make it larger than 4 MiB (100 paths of 60 KB ≈ 6 MB) is saved as its first 50 files, without blob ranges', () => {
+  const long = (i: number): string => `${String(i).padStart(4, '0')}/${'x'.repeat(60_000)}`;
+  const p: Profile = { ...sample(), files: Array.from({ length: 100 }, (_, i) => ({ layer: L1, path: long(i), ranges: [[0, 1]] as [number, number][] })) };
+  const bytes = encodeProfileBounded(p);
+  assert.ok(bytes.length <= 4 << 20, `${bytes.length} bytes`);
+  const back = decodeProfile(bytes, expect);
+  // 100 → 50 (~3 MB fits): the first 50, in order.
+  assert.deepEqual(back.files.map((f) => f.path), Array.from({ length: 50 }, (_, i) => long(i)));
+  assert.deepEqual(back.blobs, []);
+  assert.deepEqual(decodeProfile(encodeProfileBounded(sample()), expect), sample(), 'a profile that fits is kept whole');
 });
