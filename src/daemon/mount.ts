@@ -11,7 +11,7 @@ import { formatSize } from '../lib/size.js';
 import { type ResolvedImage, createBlobFetcher, parseReference, resolveImage } from '../registry/index.js';
 import type { ChunkReader } from '../blob/chunk-reader.js';
 import { runDaemon } from './daemon.js';
-import { openProfileSession } from './profile-session.js';
+import { openProfiles } from './profile-session.js';
 import type { StopReason } from './scope.js';
 
 export interface MountHooks {
@@ -42,10 +42,10 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
     const blobs = [img.manifest.config, ...img.manifest.layers];
     const profileCounters = { replaysFinished: 0, replaysIgnored: 0, replayBytes: 0 };
     metrics.attach({ profile: () => profileCounters });
-    const profile = await openProfileSession(ctx, img, repo, profileCounters);
+    const profile = (await openProfiles(ctx, profileCounters)).session(img, repo);
     const { root, layers } = assembleImage(img, fetcher, { ...data, inodes: new InodeAllocator(), logger, metrics, onProgress: hooks.onProgress, imageDir: ctx.mountpoint, profile: profile.hooks }, 1);
     // Replay starts before the FUSE mount: the first reads find their bytes on the way.
-    profile.start();
+    ctx.scope.defer('access profile', profile.start());
     return {
       root,
       mounted: ({ metricsAddress }) => {

@@ -19,22 +19,33 @@ export interface ProfileCounters {
 export interface ProfileSession {
   /** Handed to the image assembly; undefined when profiles are off altogether. */
   readonly hooks: ProfileHooks | undefined;
-  /** Starts the recording window and, in the background, the replay; both end with the scope. */
-  start(): void;
+  /**
+   * Starts the recording window and, in the background, the replay; the returned function ends
+   * both (saving what was recorded) — at unmount, or when serve forgets the image.
+   */
+  start(): () => Promise<void>;
+}
+
+/** Access profiles of a daemon: one store and one set of counters, a session per image. */
+export interface Profiles {
+  session(img: ResolvedImage, repo: RepoLocator): ProfileSession;
+}
+
+export async function openProfiles(ctx: DaemonContext, counters: ProfileCounters): Promise<Profiles> {
+  const store = ctx.cfg.profileRecord === 0 && ctx.cfg.profileReplay === 'none' ? undefined : await ProfileStore.open(ctx.cfg.cacheDir);
+  return { session: (img, repo) => (store ? profileSession(ctx, store, img, repo, counters) : { hooks: undefined, start: () => async () => {} }) };
 }
 
 /**
  * The access profile of one mounted image (#15): replays the profile recorded earlier — the one
  * in `<cacheDir>/profiles/`, else (`profileReplay: auto`) one attached to the image in the
  * registry — and records this mount's first `profileRecord` of reads into a new one, saved when
- * the window ends or the mount stops, whichever comes first. A profile that cannot be trusted is
- * ignored with one warning; a replay that fails is logged and never fails a read.
+ * the window ends or the session stops, whichever comes first. A profile that cannot be trusted
+ * is ignored with one warning; a replay that fails is logged and never fails a read.
  */
-export async function openProfileSession(ctx: DaemonContext, img: ResolvedImage, repo: RepoLocator, counters: ProfileCounters): Promise<ProfileSession> {
-  const { cfg, logger, scope, data } = ctx;
+function profileSession(ctx: DaemonContext, store: ProfileStore, img: ResolvedImage, repo: RepoLocator, counters: ProfileCounters): ProfileSession {
+  const { cfg, logger, data } = ctx;
   const image = img.manifestDigest;
-  if (cfg.profileRecord === 0 && cfg.profileReplay === 'none') return { hooks: undefined, start: () => {} };
-  const store = await ProfileStore.open(cfg.cacheDir);
   const recorder = cfg.profileRecord > 0 ? new ProfileRecorder(image, cfg.profileRecord, () => logger.warn({ image, limits: PROFILE_LIMITS }, 'access profile full: recording stopped early')) : undefined;
   const layers = new Map<string, Layer>();
   const served = new Map<string, string>();
@@ -91,7 +102,7 @@ export async function openProfileSession(ctx: DaemonContext, img: ResolvedImage,
       counters.replayBytes += r.bytes;
       logger.info({ image, from, ...r, ms: Date.now() - t0 }, 'access profile replayed');
     } catch (e) {
-      if (signal.aborted) return logger.info({ image, from, ms: Date.now() - t0 }, 'access profile replay cut short by the unmount');
+      if (signal.aborted) return logger.info({ image, from, ms: Date.now() - t0 }, 'access profile replay cut short (unmounted, or the image forgotten)');
       const bad = untrusted(e);
       if (bad) counters.replaysIgnored++;
       logger.warn({ image, from, err: (e as Error).message }, bad ? 'access profile ignored' : 'access profile replay stopped; reads fetch on demand');
@@ -102,21 +113,21 @@ export async function openProfileSession(ctx: DaemonContext, img: ResolvedImage,
     hooks,
     start: () => {
       const stop = new AbortController();
-      let finished = false;
-      const finish = async (): Promise<void> => {
-        if (!recorder || finished) return;
-        finished = true;
+      let finished: Promise<void> | undefined;
+      const finish = (): Promise<void> => {
+        if (!recorder) return Promise.resolve();
         recorder.stop();
-        await save();
+        return (finished ??= save());
       };
+      recorder?.start();
       const timer = recorder ? setTimeout(() => void finish(), cfg.profileRecord).unref() : undefined;
       if (cfg.profileReplay !== 'none') void replay(stop.signal);
-      scope.defer('access profile', async () => {
+      return async () => {
         stop.abort();
         clearTimeout(timer);
-        // Mounted for less than the window: what was read so far is the profile.
+        // Stopped before the window ended: what was read so far is the profile.
         await finish();
-      });
+      };
     },
   };
 }

@@ -31,7 +31,8 @@ export class ProfileRecorder {
   private ranges = 0;
   /** Blob bytes noted (overlaps counted twice: an upper bound of what the profile will ask for). */
   private blobBytes = 0;
-  private recording = true;
+  private recording = false;
+  private started = false;
 
   constructor(
     private readonly image: Digest,
@@ -41,6 +42,11 @@ export class ProfileRecorder {
 
   get active(): boolean {
     return this.recording;
+  }
+
+  /** Opens the window (once): reads from now on are recorded. */
+  start(): void {
+    if (!this.started) this.recording = this.started = true;
   }
 
   /** Ends the window: later reads are not recorded. */

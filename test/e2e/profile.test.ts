@@ -1,6 +1,6 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -153,7 +153,7 @@ test('SIGTERM while a replay is paced to 1 KiB/s (--prefetch-rate 1KiB): the mou
   const b = await mount(cacheA(), ['--prefetch-rate', '1KiB', '--profile-record', '0']);
   await waitForMatch(() => b.m.stderr(), /"msg":"access profile replay started"/, 20_000);
   const lines = logs(await b.stop());
-  assert.deepEqual(lines.filter((l) => l.msg?.startsWith('access profile replay')).map((l) => l.msg), ['access profile replay started', 'access profile replay cut short by the unmount']);
+  assert.deepEqual(lines.filter((l) => l.msg?.startsWith('access profile replay')).map((l) => l.msg), ['access profile replay started', 'access profile replay cut short (unmounted, or the image forgotten)']);
   assert.deepEqual(lines.filter((l) => l.level === 'warn' || l.level === 'error'), []);
 });
 
@@ -234,6 +234,48 @@ test('profile clear removes it; --profile-replay none never looks', async () => 
   await d.stop();
   assert.equal(proxy.requests.slice(from).filter((r) => r.path.includes('/referrers/') || r.path.includes('/manifests/sha256-')).length, 0, 'no referrers lookup');
   assert.equal(await stat(join(cache, 'profiles', `sha256-${image.manifestDigest.slice(7)}.json`)).catch(() => undefined), undefined, 'nothing recorded with --profile-record 0');
+});
+
+test('serve: an image of the store records its profile (saved at stop); after `cache clear` the restarted service replays it at the first look inside the image, and the reads make 0 blob requests', async () => {
+  const cache = join(dir.path, 'cache-serve');
+  const store = join(dir.path, 'serve-store');
+  mounts.push(store);
+  const serve = async (): Promise<{ stop: () => Promise<string>; metric: (n: string) => Promise<number> }> => {
+    const port = await freePort();
+    const cfg = join(dir.path, 'serve.json');
+    await writeFile(cfg, JSON.stringify({ store, cacheDir: cache, logLevel: 'info', metrics: `127.0.0.1:${port}`, index: 'none' }));
+    const child = spawn(CLI, ['serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise((r) => child.once('exit', (c, sig) => r([c, sig])));
+    await waitFor('serve ready', async () => out.includes('regfs: serving'));
+    return {
+      metric: async (name) => parsePrometheus(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).get(name) ?? 0,
+      stop: async () => {
+        child.kill('SIGTERM');
+        assert.deepEqual(await exited, [0, null]);
+        return err;
+      },
+    };
+  };
+  const imageDir = join(store, proxy.host, 'e2e', 'profile', 'v1');
+  const s1 = await serve();
+  await readAll(imageDir);
+  assert.ok(logs(await s1.stop()).some((l) => l.msg === 'access profile saved'));
+  const shown = JSON.parse((await regfs(['profile', 'show', ref, '--cache-dir', cache, '--json', '--log-level', 'warn'])).stdout) as ShownJson;
+  assert.deepEqual(shown.files.map((f) => f.path), READ);
+
+  await regfs(['cache', 'clear', '--cache-dir', cache, '--log-level', 'warn']);
+  const s2 = await serve();
+  assert.equal(await s2.metric('regfs_profile_replays_total'), 0, 'a restored image replays nothing until it is used');
+  await readdir(imageDir);
+  await waitFor('the profile replay', async () => (await s2.metric('regfs_profile_replays_total')) === 1);
+  const before = proxy.requests.length;
+  await readAll(imageDir);
+  assert.deepEqual(blobGets(before), [], 'reading the profiled files made no blob request');
+  await s2.stop();
 });
 
 test('a profile naming a file the image lacks, or hostile (huge, garbage, version 2, a range past the end, another image\'s) is ignored with one warning and fetches nothing', async () => {

@@ -88,9 +88,11 @@ function fakeLayer(digest: Digest, size: number, entries: TarEntry[], reads: str
   };
 }
 
-test('the recorder notes file reads and the blob reads made inside them (or inside `attributing`) only: 2 files in read order, coalesced, 1 blob with 2 ranges; nothing after stop()', async () => {
+test('the recorder notes file reads and the blob reads made inside them (or inside `attributing`) only: 2 files in read order, coalesced, 1 blob with 2 ranges; nothing before start() or after stop()', async () => {
   const blobReads: string[] = [];
   const rec = new ProfileRecorder(IMAGE, 60_000);
+  await rec.wrapLayer(fakeLayer(L1, 1000, [], [])).read(entry('before-start', 10), 0, Buffer.alloc(10));
+  rec.start();
   const blobs = rec.wrapBlobs({ size: async () => 1000, readAt: async (d, o, into) => (blobReads.push(`${d}@${o}`), into.length) });
   const inner = fakeLayer(L1, 1000, [], [], async () => void (await blobs.readAt(L1, 300, Buffer.alloc(50))));
   const layer = rec.wrapLayer(inner);
@@ -179,6 +181,7 @@ test('replay: fetches that fail are counted, never thrown (3 of 3 failed → res
 test('the recorder stops at its limits: 10 000 files, then one onFull call and nothing more (the saved profile stays under 4 MiB)', async () => {
   let full = 0;
   const rec = new ProfileRecorder(IMAGE, 60_000, () => full++);
+  rec.start();
   const layer = rec.wrapLayer(fakeLayer(L1, 1000, [], []));
   for (let i = 0; i < 10_005; i++) await layer.read(entry(`f/${i}`, 10), 0, Buffer.alloc(10));
   const p = rec.snapshot()!;
