@@ -6,7 +6,7 @@ import type { RegistryClient, RepoLocator } from './client.js';
 import { type Descriptor, parseManifestBody } from './manifest.js';
 import { MediaType } from './media-types.js';
 import { type RegistryPusher, referrersTag } from './push.js';
-import { listReferrers } from './referrers.js';
+import { listReferrers, referrersByTag } from './referrers.js';
 
 /**
  * One small blob attached to an image manifest as an OCI referrer (image-spec 1.1 "Guidelines for
@@ -88,7 +88,9 @@ export async function fetchReferrerArtifact(
   maxBytes: number,
   signal: AbortSignal,
 ): Promise<{ bytes: Buffer; manifest: Digest } | undefined> {
-  const { descriptors } = await listReferrers(client, http, repo, subject, artifactType, signal);
+  // Behind mirrors only the referrers tag is asked, through them (as SOCI discovery does,
+  // resolve.ts): the referrers API would go straight to the origin mirrors are there to spare.
+  const { descriptors } = client.hasMirrors(repo.endpoint) ? await referrersByTag(client, repo, subject, artifactType, signal) : await listReferrers(client, http, repo, subject, artifactType, signal);
   if (descriptors.length === 0) return undefined;
   // Newest by its creation annotation (RFC 3339 sorts as text); the listing's order otherwise.
   const newest = descriptors.reduce((a, b) => ((b.annotations?.[CREATED] ?? '') >= (a.annotations?.[CREATED] ?? '') ? b : a));
