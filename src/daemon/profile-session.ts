@@ -5,7 +5,7 @@ import type { Logger } from '../lib/logger.js';
 import type { RepoLocator, ResolvedImage } from '../registry/index.js';
 import { fetchReferrerArtifact } from '../registry/referrer-artifact.js';
 import { PROFILE_LIMITS, PROFILE_MEDIA_TYPE, decodeProfile, encodeProfileBounded } from '../view/profile-format.js';
-import { ProfileRecorder, type ProfileHooks, overrideRead } from '../view/profile-recorder.js';
+import { ProfileRecorder, type ProfileHooks, type ProfileSession, overrideRead } from '../view/profile-recorder.js';
 import { replayProfile } from '../view/profile-replay.js';
 import type { DaemonContext } from './daemon.js';
 
@@ -14,16 +14,6 @@ export interface ProfileCounters {
   replaysFinished: number;
   replaysIgnored: number;
   replayBytes: number;
-}
-
-export interface ProfileSession {
-  /** Handed to the image assembly; undefined when profiles are off altogether. */
-  readonly hooks: ProfileHooks | undefined;
-  /**
-   * Starts the recording window and, in the background, the replay; the returned function ends
-   * both (saving what was recorded) — at unmount, or when serve forgets the image.
-   */
-  start(): () => Promise<void>;
 }
 
 /** Access profiles of a daemon: one store and one set of counters, a session per image. */

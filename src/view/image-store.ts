@@ -5,7 +5,7 @@ import type { BlobReader } from '../lib/blob-reader.js';
 import type { Logger } from '../lib/logger.js';
 import { type ImageReference, type ResolvedImage, parseReference } from '../registry/index.js';
 import { type AssemblyDeps, assembleImage } from './image-assembly.js';
-import type { ProfileHooks } from './profile-recorder.js';
+import type { ProfileSession } from './profile-recorder.js';
 import type { ImageRecords } from './image-records.js';
 import { isStoreRegistry, meansNoSuchImage, storeNameCandidates } from './store-names.js';
 
@@ -22,11 +22,6 @@ export interface StoredImage {
   stopProfile?: (() => Promise<void>) | undefined;
 }
 
-/** An image's access profile (#15): hooks for its assembly, and a start that returns its stop. */
-export interface StoreProfileSession {
-  hooks: ProfileHooks | undefined;
-  start(): () => Promise<void>;
-}
 
 export interface ImageStoreDeps extends Omit<AssemblyDeps, 'touch' | 'onProgress'> {
   records: ImageRecords;
@@ -36,7 +31,7 @@ export interface ImageStoreDeps extends Omit<AssemblyDeps, 'touch' | 'onProgress
   /** Where the store is mounted (absolute), for each image's `lowerdir` file. */
   mountpoint?: string | undefined;
   /** Access profiles: a session per image, started when the image's directory is first used. */
-  profiles?: ((ref: ImageReference, img: ResolvedImage) => StoreProfileSession) | undefined;
+  profiles?: ((ref: ImageReference, img: ResolvedImage) => ProfileSession) | undefined;
 }
 
 /**

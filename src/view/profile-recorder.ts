@@ -16,6 +16,17 @@ export interface ProfileHooks {
   layerServed(digest: Digest, servedAs: string): void;
 }
 
+/** The access profile of one image: hooks for its assembly, and a start that returns its stop. */
+export interface ProfileSession {
+  /** Handed to the image assembly; undefined when profiles are off altogether. */
+  readonly hooks: ProfileHooks | undefined;
+  /**
+   * Starts the recording window and, in the background, the replay; the returned function ends
+   * both (saving what was recorded) — at unmount, or when serve forgets the image.
+   */
+  start(): () => Promise<void>;
+}
+
 /**
  * Records a mount's file reads into a profile while `recording`: each `Layer.read` of a file is
  * noted as (layer, path, range), and the blob reads it causes — found through an
