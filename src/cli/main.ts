@@ -10,7 +10,8 @@ import { inspectCommand } from './commands/inspect.js';
 import { indexCommand } from './commands/index-cmd.js';
 import { cacheCommand } from './commands/cache.js';
 import { mountCommand, unmountCommand } from './commands/mount.js';
-import { ctlCommand, serveCommand } from './commands/serve.js';
+import { ctlCommand } from './commands/ctl.js';
+import { serveCommand } from './commands/serve.js';
 import { profileCommand } from './commands/profile.js';
 
 /** The entry file: the only place that calls process.exit. */

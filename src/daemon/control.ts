@@ -13,6 +13,8 @@ export interface ControlDeps {
   prefetch(ref: string): Promise<number>;
   /** Layers a container runtime holds through the layer store (`layerStore`). */
   layersInUse(): { ref: string; layer: string; uses: number }[];
+  /** Starts the next process, which takes the mount over (`regfs ctl restart`); throws when it cannot. */
+  restart(): { previous: number; next: number };
 }
 
 /**
@@ -53,10 +55,12 @@ export async function serveControl(path: string, deps: ControlDeps): Promise<{ c
         const bytes = await deps.prefetch(s.ref.canonical);
         return send(res, 200, { ref: s.ref.canonical, bytes });
       }
+      case 'POST /restart':
+        return send(res, 202, deps.restart());
       case 'POST /forget':
         return send(res, 200, { ref, forgotten: await deps.store.forget(ref) });
       default:
-        return send(res, 404, { error: `unknown request ${req.method} ${url.pathname}; try GET /ls, GET /stats, POST /prefetch?ref=, POST /forget?ref=` });
+        return send(res, 404, { error: `unknown request ${req.method} ${url.pathname}; try GET /ls, GET /stats, POST /prefetch?ref=, POST /forget?ref=, POST /restart` });
     }
   };
   const server: Server = createServer((req, res) => {

@@ -14,6 +14,7 @@ import { openProfiles } from './profile-session.js';
 import { mountLayerStore } from './layer-store-mount.js';
 import type { StopReason } from './scope.js';
 import { SdNotifier } from './sd-notify.js';
+import { startSuccessor } from './successor.js';
 
 export interface ServeHooks {
   /** Resolves with the signal name when the service should stop. */
@@ -75,7 +76,7 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<Sto
         ? (await scope.use('layer store', () => mountLayerStore(cfg.layerStore!, { images, inodes, logger, metrics, readDeadlineMs: cfg.retryBudget + 5_000, allowOther: cfg.allowOther }), (l) => l.close())).store
         : undefined;
       const layersInUse = (): ReturnType<NonNullable<typeof layerStore>['list']> => layerStore?.list() ?? [];
-      await scope.use('control socket', () => serveControl(cfg.control!, { store: images, metrics, mountpoint, prefetch, layersInUse }), (c) => c.close());
+      await scope.use('control socket', () => serveControl(cfg.control!, { store: images, metrics, mountpoint, prefetch, layersInUse, restart: () => startSuccessor({ keepMounts: cfg.keepMounts, underSystemd: cfg.notifySocket !== undefined }, logger) }), (c) => c.close());
       hooks.onReload(async () => {
         try {
           await registry.reload(await hooks.reloadConfig());

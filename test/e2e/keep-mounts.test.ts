@@ -1,7 +1,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fdNameFor } from '../../src/fs/fd-keeper.js';
@@ -75,6 +76,9 @@ async function handoverScenario(what: string, start: () => Promise<Proc>, mnt: s
     running.push(a);
     assert.match(a.stderr(), /mounting afresh: no descriptor kept for this mountpoint/);
     assert.equal(await mountsAt(mnt), 1);
+    // The kernel keeps inode numbers across the switch: they must name the same files after it.
+    const inodes = async (): Promise<number[]> => [(await stat(bigPath)).ino, (await stat(dirname(bigPath))).ino, (await stat(slowPath)).ino];
+    const before = await inodes();
     const readers = await startReaders(dir.path, mnt, bigPath, digests[0]!.slice('sha256:'.length), slowPath, slow);
     readersProcess = readers.process;
     await new Promise((r) => setTimeout(r, 2000));
@@ -88,6 +92,7 @@ async function handoverScenario(what: string, start: () => Promise<Proc>, mnt: s
     assert.match(a.stderr(), /handed the mount over to the next process/);
     await waitFor('the resend', async () => /took over the live FUSE session/.test(b.stderr()), 5000);
     assert.equal(await mountsAt(mnt), 1);
+    assert.deepEqual(await inodes(), before, 'inode numbers after the handover');
     await new Promise((r) => setTimeout(r, 2000));
 
     // (b) A crash: kill -9, and a restart takes the held descriptor.
@@ -99,6 +104,7 @@ async function handoverScenario(what: string, start: () => Promise<Proc>, mnt: s
     await waitFor('the resend', async () => /took over the live FUSE session/.test(c.stderr()), 5000);
     await new Promise((r) => setTimeout(r, 2000));
     const crashTo = Date.now();
+    assert.deepEqual(await inodes(), before, 'inode numbers after kill -9 and a restart');
 
     const m = await readers.stop();
     console.log(
@@ -141,4 +147,86 @@ test('regfs serve with keepMounts: the same for the store mount; the image resol
   await writeFile(cfgPath, JSON.stringify({ store, cacheDir: cache, logLevel: 'info', keepMounts: true }));
   const image = join(store, reg.host, 'keep/raw/v1');
   await handoverScenario('serve', () => startServe(cfgPath), store, join(image, 'blobs', digests[0]!), join(image, 'blobs', digests[1]!), cache);
+});
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test('regfs ctl restart: the service starts the binary on disk, which takes the kept store mount over; the old one exits 0, readers see no error, 1 mount, same inode numbers; without keepMounts it refuses in one line', async () => {
+  const cache = join(dir.path, 'cache-ctl');
+  const store = await makeMountpoint(dir.path, 'store-ctl', mounts);
+  const control = join(dir.path, 'ctl.sock');
+  const cfgPath = join(dir.path, 'serve-ctl.yaml');
+  await writeFile(cfgPath, JSON.stringify({ store, cacheDir: cache, control, logLevel: 'info', keepMounts: true }));
+  const image = join(store, reg.host, 'keep/raw/v1');
+  const bigPath = join(image, 'blobs', digests[0]!);
+  const slowPath = join(image, 'blobs', digests[1]!);
+  let next = 0;
+  let readersProcess: ChildProcess | undefined;
+  const a = await startServe(cfgPath);
+  try {
+    const before = [(await stat(bigPath)).ino, (await stat(image)).ino];
+    const readers = await startReaders(dir.path, store, bigPath, digests[0]!.slice('sha256:'.length), slowPath, slow);
+    readersProcess = readers.process;
+    await new Promise((r) => setTimeout(r, 1500));
+    const aExit = new Promise((r) => a.child.once('exit', (code, sig) => r([code, sig])));
+    const { stdout } = await run(process.execPath, [CLI, 'ctl', 'restart', '--control', control]);
+    const m = /^regfs restarted: pid (\d+) → pid (\d+); the mounts stayed\n$/.exec(stdout);
+    assert.ok(m, `ctl restart printed ${JSON.stringify(stdout)}`);
+    assert.equal(Number(m[1]), a.child.pid);
+    next = Number(m[2]);
+    assert.ok(alive(next));
+    assert.deepEqual(await aExit, [0, null]);
+    assert.match(a.stderr(), /handed the mount over to the next process/);
+    // The successor logs to the same stderr as its parent did.
+    await waitFor('the resend', async () => /took over the live FUSE session/.test(a.stderr()), 5000);
+    await new Promise((r) => setTimeout(r, 1500));
+    const seen = await readers.stop();
+    assert.deepEqual(seen.errors, []);
+    assert.equal(seen.bad_passes, 0);
+    assert.equal(seen.slow_bad, 0);
+    assert.ok(seen.slow_reads > 100, `only ${seen.slow_reads} slow reads`);
+    assert.equal(await mountsAt(store), 1);
+    assert.deepEqual([(await stat(bigPath)).ino, (await stat(image)).ino], before);
+    const ls = JSON.parse((await run(process.execPath, [CLI, 'ctl', 'ls', '--control', control])).stdout) as { ref: string }[];
+    assert.deepEqual(ls.map((i) => i.ref), [ref]);
+
+    // The successor stops like any serve: SIGTERM unmounts.
+    process.kill(next, 'SIGTERM');
+    await waitFor('the successor to exit', async () => !alive(next), 10_000);
+    assert.equal(await mountsAt(store), 0);
+  } finally {
+    readersProcess?.kill('SIGKILL');
+    if (next && alive(next)) process.kill(next, 'SIGKILL');
+    await a.stop('SIGKILL');
+    await run('fusermount', ['-u', '-z', store]).catch(() => undefined);
+    const holder = new FdHolder(join(cache, 'fd-holder.sock'));
+    if (holder.ping() !== undefined) holder.delete(fdNameFor(store));
+  }
+
+  // Without keepMounts a restart would unmount: refused, one line naming the fix, nothing changes.
+  const plainCfg = join(dir.path, 'serve-plain.yaml');
+  const plainStore = await makeMountpoint(dir.path, 'store-plain', mounts);
+  const plainControl = join(dir.path, 'ctl-plain.sock');
+  await writeFile(plainCfg, JSON.stringify({ store: plainStore, cacheDir: join(dir.path, 'cache-plain'), control: plainControl, logLevel: 'info' }));
+  const p = await startServe(plainCfg);
+  try {
+    const r = await run(process.execPath, [CLI, 'ctl', 'restart', '--control', plainControl]).then(
+      () => assert.fail('ctl restart succeeded without keepMounts'),
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr, /keepMounts: true/);
+    assert.equal(p.child.exitCode, null);
+    assert.equal(await mountsAt(plainStore), 1);
+  } finally {
+    assert.deepEqual(await p.stop('SIGTERM'), [0, null]);
+  }
 });
