@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // npm run bench [-- --profile loopback|wan|both --runs 5 --delay-ms 10 --rate 40MiB --scenarios 1,4 --cli path/to/main.js]
 // Scenarios 1-8: issue #16's data path; 9: first work per layer format vs a full pull (#11, #14,
-// #17); 10: podman through `serve --layer-store` (#18).
+// #17); 10: podman through `serve --layer-store` (#18); 11: reads while a layer is indexed
+// (#15); 12: reader stalls across a handover and a kill -9 restart (#19, loopback only).
 //
 // regfs measured side by side, in one run, against the physical limits and a peer:
 //   - blob storage is nginx (Debian nginx-light) serving the registry's storage directory; the
@@ -32,6 +33,7 @@ const { forceUnmount, parsePrometheus } = await H('mount.js');
 const { tempDir, freePort, waitFor } = await H('tmp.js');
 const { stageLayers, pushStagedImage } = await H('container-image.js');
 const { setupPodman } = await H('podman.js');
+const { longest, mountsAt, startReaders } = await H('handover-readers.js');
 
 // ---------- arguments ----------
 const args = process.argv.slice(2);
@@ -169,6 +171,15 @@ if (want(9)) {
   // Built once with regfs's own `index push` (not timed: an index is built once per image).
   log('pushing a SOCI index for the gzip image (regfs index push --tag soci)');
   await run(join(ROOT, 'dist/cli/main.js'), ['index', 'push', `${open.host}/bench/gz`, '--tag', 'soci', '--cache-dir', join(work.path, 'cache-soci-build'), '--log-level', 'warn']);
+}
+
+// 12: a 100 MiB blob read in a sha256 loop and a 4 MiB one read slowly, across daemon restarts (#19).
+let keep;
+if (want(12)) {
+  const big = patternBytes(100 << 20, 1201);
+  const slow = patternBytes(4 << 20, 1202);
+  const pushed = await pushRawImage(open.url, 'bench/keep', 'v1', [big, slow]);
+  keep = { digests: pushed.layers.map((l) => l.digest), bigSha: createHash('sha256').update(big).digest('hex'), slow };
 }
 
 // 10: the podman test image (3 layers of real files, ~170 MB of it never read) as eStargz and gzip.
@@ -505,6 +516,61 @@ for (const profile of PROFILES) {
       }
       record(`10 podman pull + run (cat 2 files), ${format}: layer store ÷ plain storage (#18)`, profile, 's', store, plain, 's', format === 'estargz' ? atMost(0.3) : undefined);
     }
+  }
+
+  // 12: the longest stall a reader sees while `regfs serve` (keepMounts) hands its mount over to a
+  // new process (an upgrade) and while a kill -9 is followed by a restart (#19). Loopback only:
+  // the stall is the daemon's, not the network's. Readers: test/helpers/handover-readers.ts.
+  if (want(12) && !wan) {
+    for (let i = 0; i < RUNS; i++) {
+      const dir = join(work.path, `keep${i}`);
+      const store = join(dir, 'store');
+      await mkdir(store, { recursive: true });
+      const cfg = join(dir, 'serve.json');
+      await writeFile(cfg, JSON.stringify({ store, cacheDir: join(dir, 'cache'), logLevel: 'info', keepMounts: true }));
+      const procs = [];
+      const start = async () => {
+        const child = spawn('node', [CLI, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const p = { child, out: '', err: '', exited: new Promise((r) => child.once('exit', (code, sig) => r([code, sig]))) };
+        child.stdout.on('data', (d) => (p.out += d));
+        child.stderr.on('data', (d) => (p.err += d));
+        procs.push(p);
+        await waitFor('regfs serve', async () => p.out.includes('regfs: serving'));
+        return p;
+      };
+      const tookOver = (p) => waitFor('the takeover', async () => p.err.includes('took over the live FUSE session'), 10_000);
+      const image = join(store, ep.registry, 'bench/keep/v1/blobs');
+      let readers;
+      try {
+        const a = await start();
+        readers = await startReaders(dir, store, join(image, keep.digests[0]), keep.bigSha, join(image, keep.digests[1]), keep.slow);
+        await new Promise((r) => setTimeout(r, 1500));
+        const upgradeFrom = Date.now();
+        const b = await start();
+        await a.exited;
+        await tookOver(b);
+        await new Promise((r) => setTimeout(r, 1500));
+        const crashFrom = Date.now();
+        b.child.kill('SIGKILL');
+        await b.exited;
+        const c = await start();
+        await tookOver(c);
+        await new Promise((r) => setTimeout(r, 1500));
+        const seen = await readers.stop();
+        readers = undefined;
+        if (seen.errors.length || seen.bad_passes || seen.slow_bad || (await mountsAt(store)) !== 1) throw new Error(`a reader saw an error across the restarts: ${JSON.stringify(seen.errors.slice(0, 3))}`);
+        put('keep upgrade stall', longest(seen.stalls, upgradeFrom, crashFrom));
+        put('keep crash stall', longest(seen.stalls, crashFrom, Date.now()));
+      } finally {
+        if (readers) await readers.stop().catch(() => {});
+        for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGTERM');
+        for (const p of procs) await p.exited;
+        await forceUnmount(store);
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
+    record('12 longest reader stall across a graceful handover (serve, keepMounts)', profile, 'ms', S['keep upgrade stall'], undefined, 'ms');
+    record('12 longest reader stall across kill -9 + restart (serve, keepMounts)', profile, 'ms', S['keep crash stall'], undefined, 'ms');
   }
 
   // ---------- rows (targets: issue #16 "Done means") ----------
