@@ -4,6 +4,7 @@ import { constants } from 'node:os';
 import { displayName } from '../lib/byte-name.js';
 import { RegfsError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
+import { DirHandles } from './dir-handles.js';
 import { errnoOf, FsError, type ErrnoName } from './errno.js';
 import { fdPass } from './fd-pass.js';
 import type { ReadOnlyFilesystem } from './filesystem.js';
@@ -45,6 +46,7 @@ export class FuseSession {
   /** Handles of earlier processes, reopened here: kernel fh → our fh. */
   private readonly adopted = new Map<bigint, Promise<number>>();
   private readonly reads = new Map<AbortController, () => void>();
+  private readonly dirs: DirHandles<Awaited<ReturnType<ReadOnlyFilesystem['readdir']>>>;
   private stopped = false;
   private readonly readers: unknown[] = [];
   private readonly ended: Promise<void>;
@@ -57,6 +59,7 @@ export class FuseSession {
     private readonly opts: SessionOptions,
   ) {
     this.ended = new Promise((r) => (this.endLoops = r));
+    this.dirs = new DirHandles((path) => this.fs.readdir(path), this.gen);
   }
 
   /** Starts answering the kernel. */
@@ -183,7 +186,7 @@ export class FuseSession {
         }
         case P.Op.OPENDIR:
           await this.path(h.nodeid);
-          await this.send(h.unique, 0, P.openOut(0n, 0));
+          await this.send(h.unique, 0, P.openOut(this.dirs.opendir(), 0));
           return;
         case P.Op.READDIR:
           await this.readdir(h, body);
@@ -211,9 +214,12 @@ export class FuseSession {
         case P.Op.STATFS:
           await this.send(h.unique, 0, P.statfsOut());
           return;
+        case P.Op.RELEASEDIR:
+          this.dirs.releasedir(body.readBigUInt64LE(0));
+          await this.send(h.unique, 0);
+          return;
         case P.Op.ACCESS: // default_permissions: the kernel checks modes itself
         case P.Op.FLUSH:
-        case P.Op.RELEASEDIR:
           await this.send(h.unique, 0);
           return;
         case P.Op.DESTROY:
@@ -288,9 +294,11 @@ export class FuseSession {
   }
 
   private async readdir(h: P.InHeader, body: Buffer): Promise<void> {
+    // fuse_read_in: fh, offset, size.
+    const fh = body.readBigUInt64LE(0);
     const offset = Number(body.readBigUInt64LE(8));
     const size = body.readUInt32LE(16);
-    const { names, stats } = await this.fs.readdir(await this.path(h.nodeid));
+    const { names, stats } = await this.dirs.listing(fh, await this.path(h.nodeid));
     const parts: Buffer[] = [];
     let used = 0;
     for (let i = offset; i < names.length; i++) {
