@@ -10,6 +10,7 @@ import { type TarEntry, normalisePath } from '../tar-entry.js';
 import { BLOCK, parseHeader } from '../tar-header.js';
 import { type ZtocLayout, layoutFromZtoc } from './convert.js';
 import { ZtocError } from './errors.js';
+import { readInParts } from './read-in-parts.js';
 import { SociSpanReader } from './span-reader.js';
 import { decodeZtoc } from './ztoc-codec.js';
 import { ANN_LAYER_DIGEST } from './ztoc.js';
@@ -91,7 +92,7 @@ async function loadLayout(desc: LayerDescriptor, format: 'gzip' | 'tar', ztoc: Z
   if (claimed !== undefined && claimed !== desc.digest) throw new ZtocError(`the SOCI index gives it for layer ${claimed}`, desc.digest);
   if (ztoc.size <= 0 || ztoc.size > MAX_ZTOC_BYTES) throw new ZtocError(`zTOC blob of ${ztoc.size} bytes`, desc.digest);
   const blob = Buffer.allocUnsafe(ztoc.size);
-  const n = await deps.blobs.readAt(ztoc.digest, 0, blob);
+  const n = await readInParts((o, into, s) => deps.blobs.readAt(ztoc.digest, o, into, s), 0, blob);
   if (n !== ztoc.size) throw new ZtocError(`zTOC blob ${ztoc.digest} is ${n} bytes, the index says ${ztoc.size}`, desc.digest);
   const got = sha256Digest(blob);
   if (got !== ztoc.digest) throw new ZtocError(`zTOC blob has digest ${got}, the index says ${ztoc.digest}`, desc.digest);
