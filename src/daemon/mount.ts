@@ -33,7 +33,7 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
     const fetcher = createBlobFetcher(client, { endpoint: ref.endpoint, repository: ref.repository });
     // zTOCs start arriving beside the config, not after the mount is assembled (#14).
     const onSociIndex: ResolveOptions['onSociIndex'] = ({ index, manifest }) => warmSociLayers(manifest.layers, index.ztocs, fetcher, data);
-    const img = await resolveImage(client, ref, ctx.platform, withDeadline(undefined, cfg.retryBudget * 2), { index: cfg.index, http: registry.current().http, onSociIndex });
+    const img = await resolveImage(client, ref, ctx.platform, withDeadline(undefined, cfg.retryBudget * 2), { index: cfg.index, onSociIndex });
     if (img.soci) {
       const missing = !img.soci.index && cfg.index === 'soci';
       logger[missing ? 'warn' : 'info']({ found: img.soci.found, index: img.soci.index?.digest, ztocs: img.soci.index?.ztocs.size, err: img.soci.error }, missing ? 'no SOCI index for this image; layers get a local pass' : 'SOCI index discovery');

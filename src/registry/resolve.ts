@@ -1,10 +1,9 @@
 import type { Digest } from '../lib/digest.js';
 import { ManifestError, PlatformNotFoundError } from '../lib/errors.js';
 import { parseDigest } from '../lib/digest.js';
-import type { AuthorizedHttp } from './authorized-http.js';
 import type { RegistryClient, RepoLocator } from './client.js';
 import { type Descriptor, type ImageManifest, candidatesForPlatform, listPlatforms, parseManifestBody } from './manifest.js';
-import { listReferrers, referrersByTag } from './referrers.js';
+import { listReferrers } from './referrers.js';
 import { ANN_IMAGE_MANIFEST_DIGEST, ANN_INDEX_DIGEST, SOCI_INDEX_V1, SOCI_INDEX_V2, type SociIndex, parseSociIndex } from './soci-index.js';
 import { type Platform, formatPlatform, platformMatches } from './platform.js';
 import { type ImageReference, manifestReference } from './reference.js';
@@ -37,8 +36,6 @@ export interface SociDiscovery {
 
 export interface ResolveOptions {
   index?: IndexMode | undefined;
-  /** For the referrers API; without it only the referrers tag schema is asked. */
-  http?: AuthorizedHttp | undefined;
   /**
    * Called once a SOCI index for the selected manifest is known, before the config has arrived:
    * the caller can start fetching the zTOCs beside the config instead of after it (#14).
@@ -65,7 +62,7 @@ export async function resolveImage(client: RegistryClient, ref: ImageReference, 
       const manifestDigest = fetched.digest;
       // Discovery runs beside the config fetch (a bundled v2 index already beside the manifest's):
       // on a slow link it adds no round trip of its own.
-      const soci = opts.index === 'none' ? undefined : (bundled ?? discoverSoci(client, opts.http, repo, manifestDigest, parsed, signal)).then((d) => {
+      const soci = opts.index === 'none' ? undefined : (bundled ?? discoverSoci(client, repo, manifestDigest, parsed, signal)).then((d) => {
         if (d.index) opts.onSociIndex?.({ index: d.index, manifest: parsed });
         return d;
       });
@@ -120,7 +117,7 @@ function settled(found: SociDiscovery['found'], index: Promise<SociIndex>): Prom
  * (referrers API, then the referrers tag schema). An image without a usable SOCI index is
  * still an image: the result is a report, never a rejection.
  */
-async function discoverSoci(client: RegistryClient, http: AuthorizedHttp | undefined, repo: RepoLocator, manifestDigest: Digest, manifest: ImageManifest, signal?: AbortSignal): Promise<SociDiscovery> {
+async function discoverSoci(client: RegistryClient, repo: RepoLocator, manifestDigest: Digest, manifest: ImageManifest, signal?: AbortSignal): Promise<SociDiscovery> {
   const named = manifest.annotations?.[ANN_INDEX_DIGEST];
   if (named !== undefined) {
     let digest: Digest;
@@ -132,12 +129,8 @@ async function discoverSoci(client: RegistryClient, http: AuthorizedHttp | undef
     return settled('manifest-annotation', fetchSociIndex(client, repo, digest, signal));
   }
   try {
-    const s = signal ?? AbortSignal.timeout(30_000);
-    // Behind mirrors only the referrers tag is asked, through them: the referrers API would go
-    // straight to the origin, which mirrors are there to spare.
-    const refs = http && !client.hasMirrors(repo.endpoint)
-      ? await listReferrers(client, http, repo, manifestDigest, SOCI_INDEX_V1, s)
-      : await referrersByTag(client, repo, manifestDigest, SOCI_INDEX_V1, signal);
+    // Through the mirrors like the manifest; a host without the API is remembered (client.fetchReferrers).
+    const refs = await listReferrers(client, repo, manifestDigest, SOCI_INDEX_V1, signal);
     const pick = refs.descriptors.at(-1);
     if (!pick) return { found: 'none' };
     return { found: refs.via === 'api' ? 'referrers-api' : 'referrers-tag', index: await fetchSociIndex(client, repo, pick.digest, signal) };

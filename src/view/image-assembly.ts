@@ -53,7 +53,7 @@ export function assembleImage(img: ResolvedImage, source: BlobReader, deps: Asse
   const blobs = [img.manifest.config, ...img.manifest.layers].map((d) => ({ digest: d.digest, size: d.size }));
   // zTOCs of a SOCI index (#14) are read like blobs of the image but are not listed in blobs/.
   const ztocs = sociZtocs(img.manifest.layers, img.soci?.index?.ztocs);
-  for (const b of blobs) {
+  for (const b of [...blobs, ...ztocs.values()]) {
     deps.routes.route(b.digest, source);
     deps.reader.knowSize(b.digest, b.size);
   }
@@ -93,7 +93,6 @@ export function assembleImage(img: ResolvedImage, source: BlobReader, deps: Asse
       },
     }, formats),
   );
-  warmSociLayers(img.manifest.layers, ztocs, source, deps);
   addImageTrees(root, new ImageTrees(layers, (layer, p) => deps.logger.warn({ layer, entry: p.path }, p.why)), deps.inodes, deps.imageDir);
   return { root, layers };
 }
@@ -107,9 +106,9 @@ function sociZtocs(layers: readonly LayerDescriptor[], ztocs: ReadonlyMap<string
  * A SOCI layer's first lookup needs its zTOC, the layer's first bytes (the TOC is checked
  * against the first tar header) and its last bytes (the eStargz footer probe, tried first):
  * asks for all of them at once, the zTOC in parallel parts (one range per part beats a
- * per-connection cap). Called by the mount as soon as the SOCI index is known — beside the
- * config fetch, before the tree is assembled (#14) — and again by assembly (a no-op then: the
- * blocks are in flight or stored). zTOCs are routed like blobs of the image but not listed in blobs/.
+ * per-connection cap). `regfs mount` calls it as soon as the SOCI index is known — beside the
+ * config fetch, before the tree is assembled (#14). The layer store does not: there a pull must
+ * move no layer bytes (#18), and layers are opened by the runtime's first look instead.
  */
 export function warmSociLayers(layers: readonly LayerDescriptor[], index: ReadonlyMap<string, ZtocRef> | undefined, source: BlobReader, deps: Pick<AssemblyDeps, 'reader' | 'routes'>): void {
   const ztocs = sociZtocs(layers, index);
