@@ -130,13 +130,21 @@ function decodeUnguarded(data: Buffer): Ztoc {
   };
 }
 
+const NO_PAX: ReadonlyMap<string, Buffer> = new Map();
+
 function decodeEntry(t: FbTable, i: number): ZtocEntry {
   const type = t.latin1(FM.type);
   if (!ZTOC_ENTRY_TYPES.includes(type as ZtocEntryType)) throw new ZtocError(`TOC entry ${i} has unknown type ${JSON.stringify(type)}`);
-  const pax = new Map<string, Buffer>();
-  for (let k = 0; k < t.vectorLength(FM.xattrs); k++) {
-    const x = t.tableAt(FM.xattrs, k);
-    pax.set(x.latin1(XA.key), Buffer.from(x.bytes(XA.value) ?? Buffer.alloc(0)));
+  const nx = t.vectorLength(FM.xattrs);
+  // Most files carry no PAX records: one shared empty map instead of thousands (GC time at open, #14).
+  let pax = NO_PAX;
+  if (nx) {
+    const m = new Map<string, Buffer>();
+    for (let k = 0; k < nx; k++) {
+      const x = t.tableAt(FM.xattrs, k);
+      m.set(x.latin1(XA.key), Buffer.from(x.bytes(XA.value) ?? Buffer.alloc(0)));
+    }
+    pax = m;
   }
   return {
     name: t.latin1(FM.name),
