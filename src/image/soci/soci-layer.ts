@@ -11,7 +11,7 @@ import { BLOCK, parseHeader } from '../tar-header.js';
 import { type ZtocLayout, layoutFromZtoc } from './convert.js';
 import { ZtocError } from './errors.js';
 import { readInParts } from './read-in-parts.js';
-import { SociSpanReader } from './span-reader.js';
+import { HEAD_BLOCK, SociSpanReader } from './span-reader.js';
 import { decodeZtoc } from './ztoc-codec.js';
 import { ANN_LAYER_DIGEST } from './ztoc.js';
 
@@ -41,6 +41,8 @@ export function sociFormat(ztocs: ReadonlyMap<string, ZtocRef>): LayerFormat {
     async open(desc, deps) {
       const ztoc = ztocs.get(desc.digest)!;
       const format = layerCompression(desc.mediaType) as 'gzip' | 'tar';
+      // The first tar header is checked against the TOC once the zTOC is in: its block is asked for now, beside the zTOC.
+      void deps.blobs.readAt(desc.digest, 0, Buffer.allocUnsafe(Math.min(HEAD_BLOCK, desc.size))).catch(() => 0);
       try {
         const layout = await loadLayout(desc, format, ztoc, deps);
         const reader = new SociSpanReader(desc.digest, layout, (o, into, s) => deps.blobs.readAt(desc.digest, o, into, s), deps.spans);

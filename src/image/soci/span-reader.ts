@@ -9,8 +9,8 @@ import { spanRange } from './zinfo.js';
 import { copyFromPieces, spanIndexAt } from '../checkpointed-read.js';
 import { readInParts } from './read-in-parts.js';
 
-/** What image assembly fetches ahead of a SOCI layer's first bytes (view/image-assembly.ts). */
-const HEAD_BLOCK = 64 * 1024;
+/** What is fetched ahead of a SOCI layer's first bytes (view/image-assembly.ts, soci-layer.ts). */
+export const HEAD_BLOCK = 64 * 1024;
 
 /**
  * Reads of a layer's uncompressed stream through a zTOC: each span's compressed bytes are
