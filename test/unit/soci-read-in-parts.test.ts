@@ -16,7 +16,7 @@ function blob(size: number): { calls: [number, number][]; read: (o: number, into
   };
 }
 
-test('readInParts: 3.5 MiB from offset 1000 → 4 parallel reads cut at the 1 MiB marks, bytes exact', async () => {
+test('readInParts: 3.5 parts (512 KiB each) from offset 1000 → 4 parallel reads cut at the part marks, bytes exact', async () => {
   const b = blob(8 << 20);
   const into = Buffer.alloc(3.5 * PART_BYTES);
   const n = await readInParts(b.read, 1000, into);
@@ -25,7 +25,7 @@ test('readInParts: 3.5 MiB from offset 1000 → 4 parallel reads cut at the 1 Mi
   for (let i = 0; i < into.length; i += 4099) assert.equal(into[i], (1000 + i) % 251);
 });
 
-test('readInParts: a blob that ends inside the second part → the count stops at its end (1.25 MiB of 3 MiB asked)', async () => {
+test('readInParts: a blob that ends inside the second part → the count stops at its end (1.25 parts of 3 asked, 3 reads)', async () => {
   const b = blob(1.25 * PART_BYTES);
   const n = await readInParts(b.read, 0, Buffer.alloc(3 * PART_BYTES));
   assert.equal(n, 1.25 * PART_BYTES);

@@ -3,10 +3,11 @@ import type { ReadBlob } from '../gzip-reader.js';
 /**
  * Size of the parts a span or a zTOC is fetched in, at the same time. Registries and CDNs cap
  * each connection (the WAN bench: 40 MiB/s and 20 ms RTT per connection), so a 4 MiB span read
- * as one range takes ~120 ms and as four 1 MiB ranges ~45 ms (#14 profile). Parts start at
+ * as one range took 126 ms and as four 1 MiB ranges 78 ms (#14 profile); 512 KiB parts took
+ * another ~18 ms off a fresh SOCI mount's first read (6 mounts each way). Parts start at
  * multiples of this size in the blob, so they line up with the chunk cache's blocks.
  */
-export const PART_BYTES = 1 << 20;
+export const PART_BYTES = 512 << 10;
 
 /**
  * `readBlob(start, into)` as parallel reads of at most PART_BYTES each. Returns the bytes read
