@@ -11,6 +11,7 @@ import { indexCommand } from './commands/index-cmd.js';
 import { cacheCommand } from './commands/cache.js';
 import { mountCommand, unmountCommand } from './commands/mount.js';
 import { ctlCommand, serveCommand } from './commands/serve.js';
+import { profileCommand } from './commands/profile.js';
 
 /** The entry file: the only place that calls process.exit. */
 async function main(): Promise<number> {
@@ -26,6 +27,7 @@ async function main(): Promise<number> {
       .command(serveCommand)
       .command(ctlCommand)
       .command(indexCommand)
+      .command(profileCommand)
       .demandCommand(1, 'name a command; see regfs --help')
       .strict()
       .recommendCommands()

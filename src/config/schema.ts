@@ -26,10 +26,10 @@ export interface DefaultContext {
 }
 
 /** Commands that take configuration flags. */
-export type Command = 'mount' | 'serve' | 'ctl' | 'inspect' | 'blob' | 'cache' | 'index';
-const EVERY: readonly Command[] = ['mount', 'serve', 'ctl', 'inspect', 'blob', 'cache', 'index'];
+export type Command = 'mount' | 'serve' | 'ctl' | 'inspect' | 'blob' | 'cache' | 'index' | 'profile';
+const EVERY: readonly Command[] = ['mount', 'serve', 'ctl', 'inspect', 'blob', 'cache', 'index', 'profile'];
 /** Commands that talk to registries. */
-const FETCHING: readonly Command[] = ['mount', 'serve', 'inspect', 'blob', 'index'];
+const FETCHING: readonly Command[] = ['mount', 'serve', 'inspect', 'blob', 'index', 'profile'];
 
 export type Parser<T> = (v: unknown, name: string) => T;
 
@@ -228,8 +228,21 @@ export const SCHEMA = {
     parse: size,
     default: 0,
     defaultHelp: 'no cap',
-    help: 'bandwidth cap for --prefetch all, e.g. 20MiB (per second)',
-    flag: { type: 'string', commands: ['mount'] },
+    help: 'bandwidth cap for --prefetch all and access-profile replay, e.g. 20MiB (per second)',
+    flag: { type: 'string', commands: ['mount', 'serve'] },
+  }),
+  // Access profiles (#15): what a mount reads first is recorded and prefetched by the next mount.
+  profileRecord: withDefault({
+    parse: duration,
+    default: '60s',
+    help: 'record which files and ranges a mount (or a serve image) reads in its first this-long into <cacheDir>/profiles/ (0 = do not record)',
+    flag: { type: 'string', commands: ['mount', 'serve'] },
+  }),
+  profileReplay: withDefault({
+    parse: oneOf('auto', 'local', 'none'),
+    default: 'auto',
+    help: 'prefetch what an earlier mount of the image read first: auto = the local profile, else one attached to the image in the registry; local = only the local one; none = never',
+    flag: { type: 'string', choices: ['auto', 'local', 'none'], commands: ['mount', 'serve'] },
   }),
   index: withDefault({
     parse: oneOf('auto', 'soci', 'none'),

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { chmod, unlink } from 'node:fs/promises';
 import type { ReaderCounters } from '../blob/counters.js';
 import type { CacheCounters } from '../cache/chunk-store.js';
+import type { ProfileCounters } from './profile-session.js';
 import type { RegistryObserver } from '../registry/index.js';
 import { ConfigError } from '../lib/errors.js';
 
@@ -10,6 +11,8 @@ export interface MetricSources {
   reader?: () => ReaderCounters | undefined;
   cache?: () => CacheCounters | undefined;
   readsInFlight?: () => number;
+  /** Access-profile replay (#15). */
+  profile?: () => ProfileCounters | undefined;
 }
 
 /** What the daemon reports to; the Prometheus implementation or a no-op when nobody scrapes. */

@@ -3,13 +3,15 @@ import { InodeAllocator } from '../fs/node.js';
 import type { Layer } from '../image/layer.js';
 import { assembleImage, warmSociLayers } from '../view/image-assembly.js';
 import { TOC_DIGEST_ANNOTATION } from '../image/estargz.js';
-import { sleep, withDeadline } from '../lib/abort.js';
+import { withDeadline } from '../lib/abort.js';
+import { RatePacer } from '../lib/rate-pacer.js';
 import type { Digest } from '../lib/digest.js';
 import type { Logger } from '../lib/logger.js';
 import { formatSize } from '../lib/size.js';
 import { type ResolveOptions, type ResolvedImage, createBlobFetcher, parseReference, resolveImage } from '../registry/index.js';
 import type { ChunkReader } from '../blob/chunk-reader.js';
 import { runDaemon } from './daemon.js';
+import { openProfiles } from './profile-session.js';
 import type { StopReason } from './scope.js';
 
 export interface MountHooks {
@@ -30,7 +32,8 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
   return runDaemon(cfg, { mountpoint: mountpointArg, alwaysMetrics: false, signals: hooks.stopped, onReady: hooks.onReady, unmountedIsError: false }, async (ctx) => {
     const { registry, data, logger, metrics } = ctx;
     const client = registry.current().client;
-    const fetcher = createBlobFetcher(client, { endpoint: ref.endpoint, repository: ref.repository });
+    const repo = { endpoint: ref.endpoint, repository: ref.repository };
+    const fetcher = createBlobFetcher(client, repo);
     // zTOCs start arriving beside the config, not after the mount is assembled (#14).
     const onSociIndex: ResolveOptions['onSociIndex'] = ({ index, manifest }) => warmSociLayers(manifest.layers, index.ztocs, fetcher, data);
     const img = await resolveImage(client, ref, ctx.platform, withDeadline(undefined, cfg.retryBudget * 2), { index: cfg.index, onSociIndex });
@@ -39,7 +42,12 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
       logger[missing ? 'warn' : 'info']({ found: img.soci.found, index: img.soci.index?.digest, ztocs: img.soci.index?.ztocs.size, err: img.soci.error }, missing ? 'no SOCI index for this image; layers get a local pass' : 'SOCI index discovery');
     }
     const blobs = [img.manifest.config, ...img.manifest.layers];
-    const { root, layers } = assembleImage(img, fetcher, { ...data, inodes: new InodeAllocator(), logger, metrics, onProgress: hooks.onProgress, imageDir: ctx.mountpoint }, 1);
+    const profileCounters = { replaysFinished: 0, replaysIgnored: 0, replayBytes: 0 };
+    metrics.attach({ profile: () => profileCounters });
+    const profile = (await openProfiles(ctx, profileCounters)).session(img, repo);
+    const { root, layers } = assembleImage(img, fetcher, { ...data, inodes: new InodeAllocator(), logger, metrics, onProgress: hooks.onProgress, imageDir: ctx.mountpoint, profile: profile.hooks }, 1);
+    // Replay starts before the FUSE mount: the first reads find their bytes on the way.
+    ctx.scope.defer('access profile', profile.start());
     return {
       root,
       mounted: ({ metricsAddress }) => {
@@ -60,6 +68,7 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
 async function prefetchAll(reader: ChunkReader, img: ResolvedImage, rate: number, logger: Logger, signal: AbortSignal): Promise<void> {
   const step = 8 << 20;
   const started = Date.now();
+  const pacer = new RatePacer(rate);
   let done = 0;
   for (const layer of img.manifest.layers) {
     for (let off = 0; off < layer.size; off += step) {
@@ -72,10 +81,7 @@ async function prefetchAll(reader: ChunkReader, img: ResolvedImage, rate: number
         break;
       }
       done += len;
-      if (rate > 0) {
-        const ahead = done / rate - (Date.now() - started) / 1000;
-        if (ahead > 0) await sleep(ahead * 1000, signal).catch(() => undefined);
-      }
+      await pacer.after(len, signal);
     }
   }
   logger.info({ bytes: done, seconds: (Date.now() - started) / 1000 }, 'prefetch done');

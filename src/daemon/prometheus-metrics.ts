@@ -3,6 +3,7 @@ import type { ReaderCounters } from '../blob/counters.js';
 import type { CacheCounters } from '../cache/chunk-store.js';
 import type { RegistryObserver } from '../registry/index.js';
 import type { MetricSources, MetricsSink } from './metrics.js';
+import type { ProfileCounters } from './profile-session.js';
 
 /**
  * regfs_* metrics in Prometheus text (prom-client). Registry events arrive through the observer;
@@ -80,6 +81,10 @@ export class PrometheusMetrics implements MetricsSink {
     mirror('regfs_cache_write_errors_total', 'Chunk writes that failed (disk full, read-only, gone)', () => cc()?.writeErrors);
     gauge('regfs_fetch_in_flight_bytes', 'Bytes of range requests in flight', () => rd()?.inFlightBytes);
     gauge('regfs_fetch_in_flight_bytes_peak', 'Most bytes of range requests ever in flight at once', () => rd()?.peakInFlightBytes);
+    const pc = (): ProfileCounters | undefined => sources().profile?.();
+    mirror('regfs_profile_replays_total', 'Access profiles replayed to the end (#15)', () => pc()?.replaysFinished);
+    mirror('regfs_profile_replays_ignored_total', 'Access profiles ignored as untrustworthy (garbage, too large, another image, files not in the image)', () => pc()?.replaysIgnored);
+    mirror('regfs_profile_replay_bytes_total', 'Bytes access-profile replays asked for', () => pc()?.replayBytes);
     gauge('regfs_reads_in_flight', 'FUSE reads being answered', () => sources().readsInFlight?.());
   }
 

@@ -10,6 +10,7 @@ import { ImageRecords } from '../view/image-records.js';
 import { ImageStore } from '../view/image-store.js';
 import { serveControl } from './control.js';
 import { runDaemon } from './daemon.js';
+import { openProfiles } from './profile-session.js';
 import { mountLayerStore } from './layer-store-mount.js';
 import type { StopReason } from './scope.js';
 import { SdNotifier } from './sd-notify.js';
@@ -43,6 +44,9 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<Sto
         blobSize: (...a: Parameters<Registry['client']['blobSize']>) => registry.current().client.blobSize(...a),
       };
       const inodes = new InodeAllocator();
+      const profileCounters = { replaysFinished: 0, replaysIgnored: 0, replayBytes: 0 };
+      metrics.attach({ profile: () => profileCounters });
+      const profiles = await openProfiles(ctx, profileCounters);
       const images = new ImageStore({
         ...data,
         inodes,
@@ -53,7 +57,9 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<Sto
         records: await ImageRecords.open(cfg.cacheDir),
         resolve: (ref) => resolveImage(registry.current().client, ref, ctx.platform, undefined, { index: cfg.index }),
         source: (ref) => createBlobFetcher(client, { endpoint: ref.endpoint, repository: ref.repository }),
+        profiles: (ref, img) => profiles.session(img, { endpoint: ref.endpoint, repository: ref.repository }),
       });
+      scope.defer('access profiles', () => images.stopProfiles());
       const restored = await images.restore();
       const prefetch = async (canonical: string): Promise<number> => {
         const s = images.list().find((i) => i.ref.canonical === canonical);

@@ -83,6 +83,8 @@ export const ERRNO_OF_CODE = {
   ERR_CONTROL: 'EIO',
   // serve's store went away underneath it: nothing is left to answer; a disk gone away is EIO.
   ERR_UNMOUNTED: 'EIO',
+  // An access profile is only ever a prefetch hint: a bad one is ignored, never a read's answer.
+  ERR_PROFILE: 'EIO',
   // A layer's tar is broken (the whole layer), or one member cannot be produced (that file only):
   // damaged data either way.
   ERR_TAR_FORMAT: 'EIO',

@@ -50,6 +50,8 @@ export const ERROR_CODES = [
   'ERR_TLS',
   'ERR_NETWORK',
   'ERR_PLAIN_HTTP_REFUSED',
+  /** An access profile (#15) that is not ours to trust: garbage, too large, another image's. */
+  'ERR_PROFILE',
   /** A filesystem operation refused by fs/ itself (lookup, type, write); the error carries its errno. */
   'ERR_FS',
 ] as const;

@@ -14,6 +14,8 @@ import type { Digest } from '../lib/digest.js';
 import type { Logger } from '../lib/logger.js';
 import { formatSize } from '../lib/size.js';
 import type { ResolvedImage } from '../registry/index.js';
+import type { ProfileHooks } from './profile-recorder.js';
+import { servedAs } from './profile-format.js';
 
 /** Where layer indexing reports to (the daemon's metrics). */
 export interface IndexReporter {
@@ -37,6 +39,8 @@ export interface AssemblyDeps {
   touch?: (() => void) | undefined;
   /** Absolute path of the image's directory in the mount, for `<dir>/lowerdir`. */
   imageDir?: string | undefined;
+  /** Access profile recording and replay (#15): sees layers and their blob reads. */
+  profile?: ProfileHooks | undefined;
 }
 
 function createdMs(config: unknown): number {
@@ -72,15 +76,17 @@ export function assembleImage(img: ResolvedImage, source: BlobReader, deps: Asse
     rootIno ?? deps.inodes.allocate(),
   );
   const formats = ztocs.size ? builtinFormats().register(sociFormat(ztocs), PRIORITY.ztoc) : builtinFormats();
+  const layerBlobs = deps.profile?.wrapBlobs(reader) ?? reader;
   const layers = img.manifest.layers.map((d) =>
     openLayer(d, {
-      blobs: reader,
+      blobs: layerBlobs,
       indexes: deps.indexes,
       spans: deps.spans,
       derived: deps.derived,
       log: deps.logger,
       onLayerServed: (digest: Digest, how: string) => {
         deps.metrics.layerServed(how);
+        deps.profile?.layerServed(digest, servedAs(how, ztocs.get(digest)?.digest));
         deps.logger.info({ layer: digest, how }, 'layer served');
       },
       onIndexBuilt: (digest: Digest, format: string, ms: number) => {
@@ -92,7 +98,7 @@ export function assembleImage(img: ResolvedImage, source: BlobReader, deps: Asse
         deps.onProgress?.(`indexing layer ${digest.slice(7, 19)}: ${formatSize(done)} / ${formatSize(total)} (${Math.round((100 * done) / total)}%)`);
       },
     }, formats),
-  );
+  ).map((l) => deps.profile?.wrapLayer(l) ?? l);
   addImageTrees(root, new ImageTrees(layers, (layer, p) => deps.logger.warn({ layer, entry: p.path }, p.why)), deps.inodes, deps.imageDir);
   return { root, layers };
 }

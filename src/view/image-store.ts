@@ -5,6 +5,7 @@ import type { BlobReader } from '../lib/blob-reader.js';
 import type { Logger } from '../lib/logger.js';
 import { type ImageReference, type ResolvedImage, parseReference } from '../registry/index.js';
 import { type AssemblyDeps, assembleImage } from './image-assembly.js';
+import type { ProfileSession } from './profile-recorder.js';
 import type { ImageRecords } from './image-records.js';
 import { isStoreRegistry, meansNoSuchImage, storeNameCandidates } from './store-names.js';
 
@@ -17,7 +18,10 @@ export interface StoredImage {
   node: FsNode;
   layers: Layer[];
   lastUsed: number;
+  /** Ends the image's access-profile session (saves what it recorded); set once the image is first used. */
+  stopProfile?: (() => Promise<void>) | undefined;
 }
+
 
 export interface ImageStoreDeps extends Omit<AssemblyDeps, 'touch' | 'onProgress'> {
   records: ImageRecords;
@@ -26,6 +30,8 @@ export interface ImageStoreDeps extends Omit<AssemblyDeps, 'touch' | 'onProgress
   log: Logger;
   /** Where the store is mounted (absolute), for each image's `lowerdir` file. */
   mountpoint?: string | undefined;
+  /** Access profiles: a session per image, started when the image's directory is first used. */
+  profiles?: ((ref: ImageReference, img: ResolvedImage) => ProfileSession) | undefined;
 }
 
 /**
@@ -70,9 +76,15 @@ export class ImageStore {
     if (record) await this.deps.records.remove(ref.canonical);
     if (!s) return false;
     this.images.delete(ref.canonical);
+    await s.stopProfile?.();
     const parent = this.dirAt(s.path.slice(0, -1));
     parent?.children?.delete(s.path[s.path.length - 1]!);
     return true;
+  }
+
+  /** Ends every image's access-profile session (the daemon is stopping): recordings are saved. */
+  async stopProfiles(): Promise<void> {
+    await Promise.all([...this.images.values()].map((s) => s.stopProfile?.()));
   }
 
   /** Forgets images unused for `idleMs`, except those `keep` holds (layers a runtime uses); their cache and records stay. */
@@ -126,12 +138,17 @@ export class ImageStore {
     const existing = this.images.get(ref.canonical);
     if (existing) return existing;
     let stored!: StoredImage;
+    const profile = this.deps.profiles?.(ref, img);
     const { root, layers } = assembleImage(img, this.deps.source(ref), {
       ...this.deps,
       touch: () => void (stored.lastUsed = Date.now()),
       imageDir: this.deps.mountpoint === undefined ? undefined : join(this.deps.mountpoint, ...path),
+      profile: profile?.hooks,
     });
     stored = { ref, img, path, node: root, layers, lastUsed: Date.now() };
+    // Restored images are attached at start-up, used or not: the profile starts (replays, records)
+    // at the first look inside the image's directory, not before.
+    if (profile?.hooks) root.load = async () => void (stored.stopProfile = profile.start());
     this.images.set(ref.canonical, stored);
     if (insert) {
       let dir = this.root;

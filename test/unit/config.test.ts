@@ -80,6 +80,8 @@ const SAMPLES: Record<ConfigKey, [string, unknown][]> = {
   prefetch: [['all', 'all'], ['none', 'none'], ['all', 'all']],
   prefetchRate: [['20MiB', 20 * 2 ** 20], ['1MiB', 2 ** 20], ['0', 0]],
   index: [['soci', 'soci'], ['none', 'none'], ['auto', 'auto']],
+  profileRecord: [['2m', 120_000], ['0', 0], ['30s', 30_000]],
+  profileReplay: [['local', 'local'], ['none', 'none'], ['auto', 'auto']],
   allowOther: [['true', true], ['false', false], ['true', true]],
   keepMounts: [['1', true], ['0', false], ['true', true]],
   control: [['/ctl/file', '/ctl/file'], ['/ctl/env', '/ctl/env'], ['/ctl/flag', '/ctl/flag']],
@@ -116,7 +118,7 @@ test('defaults: each --help [default: …] is what the loader gives; control fol
     assert.deepEqual(cfg[k], spec.parse(m[1], k), `--${key}: help says ${m[1]}`);
     checked++;
   }
-  assert.equal(checked, 7, 'cache-size, chunk-size, log-level, retry-budget, connections, prefetch, index');
+  assert.equal(checked, 9, 'cache-size, chunk-size, log-level, retry-budget, connections, prefetch, profile-record, profile-replay, index');
   assert.equal(cfg.control, '/home/u/.cache/regfs/control.sock');
   assert.equal((await loadConfig({ cacheDir: '/elsewhere' }, {}, false)).control, '/elsewhere/control.sock');
   assert.equal(cfg.dockerConfig, '/home/u/.docker/config.json');
