@@ -1,14 +1,14 @@
 import type { RegfsConfig } from '../config/schema.js';
 import { InodeAllocator } from '../fs/node.js';
 import type { Layer } from '../image/layer.js';
-import { assembleImage } from '../view/image-assembly.js';
+import { assembleImage, warmSociLayers } from '../view/image-assembly.js';
 import { TOC_DIGEST_ANNOTATION } from '../image/estargz.js';
 import { withDeadline } from '../lib/abort.js';
 import { RatePacer } from '../lib/rate-pacer.js';
 import type { Digest } from '../lib/digest.js';
 import type { Logger } from '../lib/logger.js';
 import { formatSize } from '../lib/size.js';
-import { type ResolvedImage, createBlobFetcher, parseReference, resolveImage } from '../registry/index.js';
+import { type ResolveOptions, type ResolvedImage, createBlobFetcher, parseReference, resolveImage } from '../registry/index.js';
 import type { ChunkReader } from '../blob/chunk-reader.js';
 import { runDaemon } from './daemon.js';
 import { openProfiles } from './profile-session.js';
@@ -32,13 +32,15 @@ export async function runMount(cfg: RegfsConfig, refText: string, mountpointArg:
   return runDaemon(cfg, { mountpoint: mountpointArg, alwaysMetrics: false, signals: hooks.stopped, onReady: hooks.onReady, unmountedIsError: false }, async (ctx) => {
     const { registry, data, logger, metrics } = ctx;
     const client = registry.current().client;
-    const img = await resolveImage(client, ref, ctx.platform, withDeadline(undefined, cfg.retryBudget * 2), { index: cfg.index, http: registry.current().http });
+    const repo = { endpoint: ref.endpoint, repository: ref.repository };
+    const fetcher = createBlobFetcher(client, repo);
+    // zTOCs start arriving beside the config, not after the mount is assembled (#14).
+    const onSociIndex: ResolveOptions['onSociIndex'] = ({ index, manifest }) => warmSociLayers(manifest.layers, index.ztocs, fetcher, data);
+    const img = await resolveImage(client, ref, ctx.platform, withDeadline(undefined, cfg.retryBudget * 2), { index: cfg.index, onSociIndex });
     if (img.soci) {
       const missing = !img.soci.index && cfg.index === 'soci';
       logger[missing ? 'warn' : 'info']({ found: img.soci.found, index: img.soci.index?.digest, ztocs: img.soci.index?.ztocs.size, err: img.soci.error }, missing ? 'no SOCI index for this image; layers get a local pass' : 'SOCI index discovery');
     }
-    const repo = { endpoint: ref.endpoint, repository: ref.repository };
-    const fetcher = createBlobFetcher(client, repo);
     const blobs = [img.manifest.config, ...img.manifest.layers];
     const profileCounters = { replaysFinished: 0, replaysIgnored: 0, replayBytes: 0 };
     metrics.attach({ profile: () => profileCounters });

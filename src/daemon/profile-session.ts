@@ -68,7 +68,7 @@ function profileSession(ctx: DaemonContext, store: ProfileStore, img: ResolvedIm
     if (cfg.profileReplay !== 'auto') return undefined;
     const reg = ctx.registry.current();
     try {
-      const found = await fetchReferrerArtifact(reg.client, reg.http, repo, image, PROFILE_MEDIA_TYPE, PROFILE_LIMITS.bytes, signal);
+      const found = await fetchReferrerArtifact(reg.client, repo, image, PROFILE_MEDIA_TYPE, PROFILE_LIMITS.bytes, signal);
       return found && { bytes: found.bytes, from: `registry referrer ${found.manifest}` };
     } catch (e) {
       if (untrusted(e)) throw e;

@@ -56,7 +56,7 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<Sto
         metrics,
         mountpoint,
         records: await ImageRecords.open(cfg.cacheDir),
-        resolve: (ref) => resolveImage(registry.current().client, ref, ctx.platform, undefined, { index: cfg.index, http: registry.current().http }),
+        resolve: (ref) => resolveImage(registry.current().client, ref, ctx.platform, undefined, { index: cfg.index }),
         source: (ref) => createBlobFetcher(client, { endpoint: ref.endpoint, repository: ref.repository }),
         profiles: (ref, img) => profiles.session(img, { endpoint: ref.endpoint, repository: ref.repository }),
       });

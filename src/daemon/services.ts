@@ -32,7 +32,7 @@ export async function withServices<T>(cfg: RegfsConfig, fn: (s: Services) => Pro
         logger,
         reader,
         store,
-        resolve: (ref, signal) => resolveImage(client, parseReference(ref), platform, signal, { index: cfg.index, http: registry.http }),
+        resolve: (ref, signal) => resolveImage(client, parseReference(ref), platform, signal, { index: cfg.index }),
         blobReader: (ref) => {
           const r = parseReference(ref);
           const fetcher = createBlobFetcher(client, { endpoint: r.endpoint, repository: r.repository });

@@ -3,6 +3,7 @@ import { throwIfAborted } from '../lib/abort.js';
 import { HttpStatusError, ProtocolError, TooLargeError, type ErrorContext } from '../lib/errors.js';
 import { redactUrl } from '../lib/redact.js';
 import type { Authenticator } from './authenticator.js';
+import { withAuthRounds } from './auth-rounds.js';
 import type { RepoLocator } from './client.js';
 import { isLoopbackHost } from './reference.js';
 import type { Transport } from './transport.js';
@@ -18,11 +19,11 @@ export interface AuthorizedHttpDeps {
 export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH';
 
 /**
- * One authenticated exchange with a registry for the requests the read path does not make:
- * referrers listings and pushes (push scope). Same credentials and token cache as reads (the
- * shared Authenticator); a 401 runs the challenge once. Credentials go only to the registry's
- * own origin: an upload URL on another host gets no Authorization header. Bodies are Buffers,
- * so a request refused with 401 can be sent again. (#14; the read client keeps its own path.)
+ * One authenticated exchange with a registry for the requests the read client does not make:
+ * pushes (push scope, any method). Same credentials, token cache and 401 rounds as reads (the
+ * shared Authenticator and withAuthRounds). Credentials go only to the registry's own origin:
+ * an upload URL on another host gets no Authorization header. Bodies are Buffers, so a request
+ * refused with 401 can be sent again. (#14)
  */
 export class AuthorizedHttp {
   constructor(private readonly deps: AuthorizedHttpDeps) {}
@@ -40,12 +41,11 @@ export class AuthorizedHttp {
       throw new ProtocolError(`refusing plain HTTP to ${url.host}; name it with --insecure`, { url: redactUrl(url.toString()) });
     }
     const scope = `repository:${repo.repository}:${opts.push ? 'pull,push' : 'pull'}`;
-    let auth = sameOrigin ? await this.deps.auth.authorization(host, scope, opts.signal) : undefined;
-    for (let round = 0; ; round++) {
+    const send = (auth: string | undefined): Promise<Dispatcher.ResponseData> => {
       throwIfAborted(opts.signal);
       const headers: Record<string, string> = { 'user-agent': 'regfs/0.1', ...opts.headers };
       if (auth) headers['authorization'] = auth;
-      const res = await request(url, {
+      return request(url, {
         method,
         headers,
         body: opts.body,
@@ -54,11 +54,8 @@ export class AuthorizedHttp {
         headersTimeout: this.deps.headersTimeoutMs,
         bodyTimeout: this.deps.bodyTimeoutMs,
       });
-      if (res.statusCode !== 401 || !sameOrigin) return res;
-      await res.body.dump();
-      if (round >= 1) throw await this.deps.auth.refused(host, scope, auth, redactUrl(url.toString()));
-      auth = await this.deps.auth.challenged(host, scope, headerOf(res, 'www-authenticate'), auth, opts.signal);
-    }
+    };
+    return sameOrigin ? withAuthRounds(this.deps.auth, host, scope, url.toString(), opts.signal, send) : send(undefined);
   }
 }
 

@@ -12,7 +12,8 @@ import { SingleFlight } from '../lib/single-flight.js';
 import { redactUrl } from '../lib/redact.js';
 import type { Authenticator } from './authenticator.js';
 import { FirstGates } from './first-gate.js';
-import { MANIFEST_ACCEPT } from './media-types.js';
+import { MANIFEST_ACCEPT, MediaType } from './media-types.js';
+import { withAuthRounds } from './auth-rounds.js';
 import { networkError } from './network-error.js';
 import type { RegistryObserver } from './observer.js';
 import { RedirectCache } from './redirect-cache.js';
@@ -53,6 +54,8 @@ export interface FetchedManifest {
   digest: Digest;
 }
 
+const NO_REFERRERS_API_TTL_MS = 3_600_000;
+
 /** Statuses from a cached storage URL that mean "it expired": re-resolve through the registry. */
 const EXPIRED_REDIRECT = new Set([401, 403, 404, 410]);
 
@@ -78,6 +81,8 @@ export class RegistryClient {
   private readonly mirrorState = new Map<string, { failures: number; until: number }>();
   /** Hosts that have answered at least once: their connection errors are worth retrying. */
   private readonly answered = new Set<string>();
+  /** Hosts without the referrers API, until when (fetchReferrers). */
+  private readonly noReferrersApi = new Map<string, number>();
   private readonly log: Logger;
 
   constructor(private readonly opts: RegistryClientOptions) {
@@ -103,9 +108,38 @@ export class RegistryClient {
     return this.viaMirrors(repo, (r, deadline) => this.fetchManifestFrom(r, reference, signal, deadline), opts.mirrorNotFoundIsFinal);
   }
 
-  /** Whether requests for `host` go to mirrors first. */
-  hasMirrors(host: string): boolean {
-    return (this.opts.mirrors?.[host]?.length ?? 0) > 0;
+  /**
+   * The OCI referrers API's listing of `subject` for one artifact type (distribution spec
+   * "Listing Referrers"; SOCI v1 discovery, #14), asked like a manifest: mirrors first, where a
+   * mirror's 404 is the answer (`mirrorNotFoundIsFinal`), so the origin is spared as for every
+   * other lookup. Undefined when the host asked has no API: a 404, or a 200 that is not an
+   * index (docker-registry 2.8 has none) — remembered per host for an hour, so discovery goes
+   * straight to the referrers tag from then on instead of paying a round trip per image.
+   */
+  async fetchReferrers(repo: RepoLocator, subject: Digest, artifactType: string, signal?: AbortSignal): Promise<Buffer | undefined> {
+    try {
+      return await this.viaMirrors(repo, (r, deadline) => this.fetchReferrersFrom(r, subject, artifactType, signal, deadline), true);
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }
+  }
+
+  private async fetchReferrersFrom(repo: RepoLocator, subject: Digest, artifactType: string, signal: AbortSignal | undefined, deadline: number): Promise<Buffer> {
+    const path = `/v2/${repo.repository}/referrers/${subject}?artifactType=${encodeURIComponent(artifactType)}`;
+    const url = redactUrl(this.baseUrl(repo.endpoint) + path);
+    const noApi = (): NotFoundError => new NotFoundError(`referrers API of ${repo.endpoint}`, { url, digest: subject, status: 404 });
+    if ((this.noReferrersApi.get(repo.endpoint) ?? 0) > Date.now()) throw noApi();
+    return this.retrying(repo.endpoint, { url, digest: subject }, signal, deadline, async (s) => {
+      const res = await this.registryRequest(repo, 'GET', path, { accept: MediaType.ociIndex }, s, 'manifest');
+      if (res.statusCode === 404 || (res.statusCode === 200 && !(header(res, 'content-type') ?? '').startsWith(MediaType.ociIndex))) {
+        await res.body.dump();
+        this.noReferrersApi.set(repo.endpoint, Date.now() + NO_REFERRERS_API_TTL_MS);
+        throw noApi();
+      }
+      if (res.statusCode !== 200) throw await statusError(res, { url, digest: subject });
+      return readLimited(res, this.opts.maxManifestBytes, 'referrers listing', { url, digest: subject });
+    });
   }
 
   private async fetchManifestFrom(repo: RepoLocator, reference: string, signal: AbortSignal | undefined, deadline: number): Promise<FetchedManifest> {
@@ -336,16 +370,9 @@ export class RegistryClient {
     const host = repo.endpoint;
     const scope = `repository:${repo.repository}:pull`;
     const url = this.baseUrl(host) + path;
-    return this.gates.get(`${host}/${repo.repository}`).run(async () => {
-      let auth = await this.opts.auth.authorization(host, scope, signal);
-      for (let round = 0; ; round++) {
-        const res = await this.send(url, method, auth ? { ...headers, authorization: auth } : headers, signal, kind);
-        if (res.statusCode !== 401) return res;
-        await res.body.dump();
-        if (round >= 1) throw await this.opts.auth.refused(host, scope, auth, redactUrl(url));
-        auth = await this.opts.auth.challenged(host, scope, header(res, 'www-authenticate'), auth, signal);
-      }
-    });
+    return this.gates.get(`${host}/${repo.repository}`).run(() =>
+      withAuthRounds(this.opts.auth, host, scope, url, signal, (auth) => this.send(url, method, auth ? { ...headers, authorization: auth } : headers, signal, kind)),
+    );
   }
 
   private async send(url: string, method: 'GET' | 'HEAD', headers: Record<string, string>, signal: AbortSignal, kind: 'manifest' | 'blob' | 'redirect'): Promise<Dispatcher.ResponseData> {

@@ -107,7 +107,7 @@ export function createRegistry(cfg: RegistryConfig, deps: { observer?: RegistryO
 }
 
 export { RegistryClient, type RepoLocator } from './client.js';
-export { resolveImage, type ResolvedImage, type IndexMode, type SociDiscovery } from './resolve.js';
+export { resolveImage, type ResolvedImage, type ResolveOptions, type IndexMode, type SociDiscovery } from './resolve.js';
 export { AuthorizedHttp } from './authorized-http.js';
 export { RegistryPusher, referrersTag } from './push.js';
 export { listReferrers } from './referrers.js';

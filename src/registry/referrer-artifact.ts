@@ -1,12 +1,11 @@
 import type { Digest } from '../lib/digest.js';
 import { NotFoundError } from '../lib/errors.js';
 import { sha256Digest } from '../lib/hash.js';
-import type { AuthorizedHttp } from './authorized-http.js';
 import type { RegistryClient, RepoLocator } from './client.js';
 import { type Descriptor, parseManifestBody } from './manifest.js';
 import { MediaType } from './media-types.js';
 import { type RegistryPusher, referrersTag } from './push.js';
-import { listReferrers, referrersByTag } from './referrers.js';
+import { listReferrers } from './referrers.js';
 
 /**
  * One small blob attached to an image manifest as an OCI referrer (image-spec 1.1 "Guidelines for
@@ -81,16 +80,14 @@ export async function pushReferrerArtifact(
  */
 export async function fetchReferrerArtifact(
   client: RegistryClient,
-  http: AuthorizedHttp,
   repo: RepoLocator,
   subject: Digest,
   artifactType: string,
   maxBytes: number,
   signal: AbortSignal,
 ): Promise<{ bytes: Buffer; manifest: Digest } | undefined> {
-  // Behind mirrors only the referrers tag is asked, through them (as SOCI discovery does,
-  // resolve.ts): the referrers API would go straight to the origin mirrors are there to spare.
-  const { descriptors } = client.hasMirrors(repo.endpoint) ? await referrersByTag(client, repo, subject, artifactType, signal) : await listReferrers(client, http, repo, subject, artifactType, signal);
+  // Referrers API, then the tag, both through the mirrors (as SOCI discovery does, resolve.ts).
+  const { descriptors } = await listReferrers(client, repo, subject, artifactType, signal);
   if (descriptors.length === 0) return undefined;
   // Newest by its creation annotation (RFC 3339 sorts as text); the listing's order otherwise.
   const newest = descriptors.reduce((a, b) => ((b.annotations?.[CREATED] ?? '') >= (a.annotations?.[CREATED] ?? '') ? b : a));

@@ -1,30 +1,20 @@
 import type { Digest } from '../lib/digest.js';
 import { ManifestError, NotFoundError } from '../lib/errors.js';
-import { redactUrl } from '../lib/redact.js';
-import { type AuthorizedHttp, headerOf, httpError, readBody } from './authorized-http.js';
 import type { RegistryClient, RepoLocator } from './client.js';
 import { type Descriptor, parseManifestBody } from './manifest.js';
 import { MediaType } from './media-types.js';
 import { referrersTag } from './push.js';
 
-const MAX_REFERRERS_BYTES = 4 << 20;
-
 /**
  * Manifests that name `subject` as theirs (OCI distribution spec "Listing Referrers"), of one
- * artifact type. Registries without the API (404, e.g. docker-registry 2.8) are asked for the
- * referrers tag schema's fallback index instead; neither existing means "none".
+ * artifact type, asked through the registry's mirrors like every lookup (client.fetchReferrers).
+ * Registries without the API (docker-registry 2.8) are asked for the referrers tag schema's
+ * fallback index instead; neither existing means "none".
  */
-export async function listReferrers(client: RegistryClient, http: AuthorizedHttp, repo: RepoLocator, subject: Digest, artifactType: string, signal: AbortSignal): Promise<{ descriptors: Descriptor[]; via: 'api' | 'tag' | 'none' }> {
-  const path = `/v2/${repo.repository}/referrers/${subject}?artifactType=${encodeURIComponent(artifactType)}`;
-  const ctx = { url: redactUrl(http.baseUrl(repo.endpoint) + path), digest: subject };
-  const res = await http.send(repo, 'GET', path, { headers: { accept: MediaType.ociIndex }, signal });
-  if (res.statusCode === 200 && (headerOf(res, 'content-type') ?? '').startsWith(MediaType.ociIndex)) {
-    const body = await readBody(res, MAX_REFERRERS_BYTES, ctx);
-    // A registry may ignore the filter (it then omits OCI-Filters-Applied): filter here too.
-    return { descriptors: indexEntries(body).filter((d) => d.artifactType === artifactType), via: 'api' };
-  }
-  if (res.statusCode !== 404 && res.statusCode !== 200) throw await httpError(res, ctx);
-  await res.body.dump();
+export async function listReferrers(client: RegistryClient, repo: RepoLocator, subject: Digest, artifactType: string, signal?: AbortSignal): Promise<{ descriptors: Descriptor[]; via: 'api' | 'tag' | 'none' }> {
+  const body = await client.fetchReferrers(repo, subject, artifactType, signal);
+  // A registry may ignore the filter (it then omits OCI-Filters-Applied): filter here too.
+  if (body) return { descriptors: indexEntries(body).filter((d) => d.artifactType === artifactType), via: 'api' };
   return referrersByTag(client, repo, subject, artifactType, signal);
 }
 

@@ -1,10 +1,9 @@
 import type { Digest } from '../lib/digest.js';
 import { ManifestError, PlatformNotFoundError } from '../lib/errors.js';
 import { parseDigest } from '../lib/digest.js';
-import type { AuthorizedHttp } from './authorized-http.js';
 import type { RegistryClient, RepoLocator } from './client.js';
-import { type Descriptor, type ImageIndex, type ImageManifest, candidatesForPlatform, listPlatforms, parseManifestBody } from './manifest.js';
-import { listReferrers, referrersByTag } from './referrers.js';
+import { type Descriptor, type ImageManifest, candidatesForPlatform, listPlatforms, parseManifestBody } from './manifest.js';
+import { listReferrers } from './referrers.js';
 import { ANN_IMAGE_MANIFEST_DIGEST, ANN_INDEX_DIGEST, SOCI_INDEX_V1, SOCI_INDEX_V2, type SociIndex, parseSociIndex } from './soci-index.js';
 import { type Platform, formatPlatform, platformMatches } from './platform.js';
 import { type ImageReference, manifestReference } from './reference.js';
@@ -37,8 +36,11 @@ export interface SociDiscovery {
 
 export interface ResolveOptions {
   index?: IndexMode | undefined;
-  /** For the referrers API; without it only the referrers tag schema is asked. */
-  http?: AuthorizedHttp | undefined;
+  /**
+   * Called once a SOCI index for the selected manifest is known, before the config has arrived:
+   * the caller can start fetching the zTOCs beside the config instead of after it (#14).
+   */
+  onSociIndex?: ((found: { index: SociIndex; manifest: ImageManifest }) => void) | undefined;
 }
 
 /** Nested indexes are legal but rare; more than this is a loop or abuse. */
@@ -50,15 +52,20 @@ export async function resolveImage(client: RegistryClient, ref: ImageReference, 
   const repo = { endpoint: ref.endpoint, repository: ref.repository };
   let fetched = await client.fetchManifest(repo, manifestReference(ref), signal);
   let indexDigest: Digest | undefined;
-  let index: ImageIndex | undefined;
+  /** A v2 SOCI index bundled beside the chosen manifest, asked for together with the manifest. */
+  let bundled: Promise<SociDiscovery> | undefined;
   const seen = new Set<string>([fetched.digest]);
   for (let depth = 0; ; depth++) {
     const parsed = parseManifestBody(fetched.bytes, fetched.mediaType);
     if (parsed.kind === 'manifest') {
       const config = parsed.config;
       const manifestDigest = fetched.digest;
-      // Discovery runs beside the config fetch: on a slow link it adds no round trip of its own.
-      const soci = opts.index === 'none' ? undefined : discoverSoci(client, opts.http, repo, index, manifestDigest, parsed, signal);
+      // Discovery runs beside the config fetch (a bundled v2 index already beside the manifest's):
+      // on a slow link it adds no round trip of its own.
+      const soci = opts.index === 'none' ? undefined : (bundled ?? discoverSoci(client, repo, manifestDigest, parsed, signal)).then((d) => {
+        if (d.index) opts.onSociIndex?.({ index: d.index, manifest: parsed });
+        return d;
+      });
       const configBytes = await client.fetchBlob(repo, config.digest, config.size, MAX_CONFIG_BYTES, signal);
       let configJson: unknown;
       try {
@@ -80,42 +87,54 @@ export async function resolveImage(client: RegistryClient, ref: ImageReference, 
     }
     if (depth >= MAX_INDEX_DEPTH) throw new ManifestError(`index nesting deeper than ${MAX_INDEX_DEPTH} levels at ${fetched.digest}`);
     indexDigest ??= fetched.digest;
-    index = parsed;
     const candidates = candidatesForPlatform(parsed, (p) => platformMatches(platform, p));
     const chosen: Descriptor | undefined = candidates[0];
     if (!chosen) throw new PlatformNotFoundError(formatPlatform(platform), listPlatforms(parsed), { digest: fetched.digest });
     if (seen.has(chosen.digest)) throw new ManifestError(`index ${fetched.digest} refers to itself (loop through ${chosen.digest})`, { digest: chosen.digest });
     seen.add(chosen.digest);
+    const v2 = opts.index === 'none' ? undefined : parsed.manifests.find((m) => m.artifactType === SOCI_INDEX_V2 && m.annotations?.[ANN_IMAGE_MANIFEST_DIGEST] === chosen.digest);
+    bundled = v2 && settled('image-index', fetchSociIndex(client, repo, v2.digest, signal));
     fetched = await client.fetchManifest(repo, chosen.digest, signal);
   }
 }
 
+function fetchSociIndex(client: RegistryClient, repo: RepoLocator, digest: Digest, signal?: AbortSignal): Promise<SociIndex> {
+  return client.fetchManifest(repo, digest, signal).then((f) => parseSociIndex(f.bytes, digest));
+}
+
+/** A discovery step as a report: failures are reported, never thrown (also on abort, so no promise rejects unheard). */
+function settled(found: SociDiscovery['found'], index: Promise<SociIndex>): Promise<SociDiscovery> {
+  return index.then(
+    (i) => ({ found, index: i }),
+    (e: Error) => ({ found: 'error', error: e.message }),
+  );
+}
+
 /**
- * Finds the SOCI index of the selected manifest (#14), in the order of the SOCI project's own
- * preference (docs/soci-index-manifest-v2.md): a v2 index bundled in the image index for this
- * manifest, or named by the manifest's annotation; then a v1 index that refers to the manifest
- * (referrers API, then the referrers tag schema). Failures are reported, never thrown: an image
- * without a usable SOCI index is still an image.
+ * Finds the SOCI index of the selected manifest (#14) when the image index did not bundle one,
+ * in the order of the SOCI project's own preference (docs/soci-index-manifest-v2.md): the
+ * manifest's annotation naming a v2 index; then a v1 index that refers to the manifest
+ * (referrers API, then the referrers tag schema). An image without a usable SOCI index is
+ * still an image: the result is a report, never a rejection.
  */
-async function discoverSoci(client: RegistryClient, http: AuthorizedHttp | undefined, repo: RepoLocator, index: ImageIndex | undefined, manifestDigest: Digest, manifest: ImageManifest, signal?: AbortSignal): Promise<SociDiscovery> {
-  const fetchIndex = async (d: Digest): Promise<SociIndex> => parseSociIndex((await client.fetchManifest(repo, d, signal)).bytes, d);
+async function discoverSoci(client: RegistryClient, repo: RepoLocator, manifestDigest: Digest, manifest: ImageManifest, signal?: AbortSignal): Promise<SociDiscovery> {
+  const named = manifest.annotations?.[ANN_INDEX_DIGEST];
+  if (named !== undefined) {
+    let digest: Digest;
+    try {
+      digest = parseDigest(named);
+    } catch (e) {
+      return { found: 'error', error: (e as Error).message };
+    }
+    return settled('manifest-annotation', fetchSociIndex(client, repo, digest, signal));
+  }
   try {
-    const bundled = index?.manifests.find((m) => m.artifactType === SOCI_INDEX_V2 && m.annotations?.[ANN_IMAGE_MANIFEST_DIGEST] === manifestDigest);
-    if (bundled) return { found: 'image-index', index: await fetchIndex(bundled.digest) };
-    const named = manifest.annotations?.[ANN_INDEX_DIGEST];
-    if (named !== undefined) return { found: 'manifest-annotation', index: await fetchIndex(parseDigest(named)) };
-    const s = signal ?? AbortSignal.timeout(30_000);
-    // Behind mirrors only the referrers tag is asked, through them: the referrers API would go
-    // straight to the origin, which mirrors are there to spare.
-    const refs = http && !client.hasMirrors(repo.endpoint)
-      ? await listReferrers(client, http, repo, manifestDigest, SOCI_INDEX_V1, s)
-      : await referrersByTag(client, repo, manifestDigest, SOCI_INDEX_V1, signal);
+    // Through the mirrors like the manifest; a host without the API is remembered (client.fetchReferrers).
+    const refs = await listReferrers(client, repo, manifestDigest, SOCI_INDEX_V1, signal);
     const pick = refs.descriptors.at(-1);
     if (!pick) return { found: 'none' };
-    return { found: refs.via === 'api' ? 'referrers-api' : 'referrers-tag', index: await fetchIndex(pick.digest) };
+    return { found: refs.via === 'api' ? 'referrers-api' : 'referrers-tag', index: await fetchSociIndex(client, repo, pick.digest, signal) };
   } catch (e) {
-    // Also on abort: the caller's own requests fail for it; this promise must never reject unheard.
     return { found: 'error', error: (e as Error).message };
   }
 }
-

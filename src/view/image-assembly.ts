@@ -6,8 +6,9 @@ import type { SpanCache } from '../image/gzip-reader.js';
 import { ImageTrees } from '../image/image-trees.js';
 import { builtinFormats } from '../image/formats/builtin.js';
 import { PRIORITY } from '../image/formats/registry.js';
-import { type DerivedStore, type IndexStore, type Layer, openLayer } from '../image/layer.js';
-import { sociFormat } from '../image/soci/soci-layer.js';
+import { type DerivedStore, type IndexStore, type Layer, type LayerDescriptor, openLayer } from '../image/layer.js';
+import { PART_BYTES } from '../image/soci/read-in-parts.js';
+import { type ZtocRef, sociFormat } from '../image/soci/soci-layer.js';
 import type { BlobReader } from '../lib/blob-reader.js';
 import type { Digest } from '../lib/digest.js';
 import type { Logger } from '../lib/logger.js';
@@ -55,7 +56,7 @@ function createdMs(config: unknown): number {
 export function assembleImage(img: ResolvedImage, source: BlobReader, deps: AssemblyDeps, rootIno?: number): { root: FsNode; layers: Layer[] } {
   const blobs = [img.manifest.config, ...img.manifest.layers].map((d) => ({ digest: d.digest, size: d.size }));
   // zTOCs of a SOCI index (#14) are read like blobs of the image but are not listed in blobs/.
-  const ztocs = new Map([...(img.soci?.index?.ztocs ?? [])].filter(([layer]) => img.manifest.layers.some((l) => l.digest === layer)));
+  const ztocs = sociZtocs(img.manifest.layers, img.soci?.index?.ztocs);
   for (const b of [...blobs, ...ztocs.values()]) {
     deps.routes.route(b.digest, source);
     deps.reader.knowSize(b.digest, b.size);
@@ -98,15 +99,34 @@ export function assembleImage(img: ResolvedImage, source: BlobReader, deps: Asse
       },
     }, formats),
   ).map((l) => deps.profile?.wrapLayer(l) ?? l);
-  // A SOCI layer's first lookup needs its zTOC, the layer's first bytes (the TOC is checked
-  // against the first tar header) and its last bytes (the eStargz footer probe, tried first):
-  // ask for all three now, in parallel, instead of one after another at the first `ls` (#14).
-  for (const l of img.manifest.layers) {
-    const z = ztocs.get(l.digest);
-    if (!z) continue;
-    const warm = [deps.reader.prefetch(z.digest, 0, z.size, z.size), deps.reader.prefetch(l.digest, 0, 64 * 1024, l.size), deps.reader.prefetch(l.digest, Math.max(0, l.size - 64), 64, l.size)];
-    for (const w of warm) w.catch(() => {}); // a failure shows again, and is reported, when the layer is opened
-  }
   addImageTrees(root, new ImageTrees(layers, (layer, p) => deps.logger.warn({ layer, entry: p.path }, p.why)), deps.inodes, deps.imageDir);
   return { root, layers };
+}
+
+/** The zTOCs of a SOCI index for the manifest's own layers (an index may list others: ignored). */
+function sociZtocs(layers: readonly LayerDescriptor[], ztocs: ReadonlyMap<string, ZtocRef> | undefined): Map<string, ZtocRef> {
+  return new Map([...(ztocs ?? [])].filter(([layer]) => layers.some((l) => l.digest === layer)));
+}
+
+/**
+ * A SOCI layer's first lookup needs its zTOC, the layer's first bytes (the TOC is checked
+ * against the first tar header) and its last bytes (the eStargz footer probe, tried first):
+ * asks for all of them at once, the zTOC in parallel parts (one range per part beats a
+ * per-connection cap). `regfs mount` calls it as soon as the SOCI index is known — beside the
+ * config fetch, before the tree is assembled (#14). The layer store does not: there a pull must
+ * move no layer bytes (#18), and layers are opened by the runtime's first look instead.
+ */
+export function warmSociLayers(layers: readonly LayerDescriptor[], index: ReadonlyMap<string, ZtocRef> | undefined, source: BlobReader, deps: Pick<AssemblyDeps, 'reader' | 'routes'>): void {
+  const ztocs = sociZtocs(layers, index);
+  for (const l of layers) {
+    const z = ztocs.get(l.digest);
+    if (!z) continue;
+    deps.routes.route(z.digest, source);
+    deps.reader.knowSize(z.digest, z.size);
+    deps.routes.route(l.digest, source);
+    deps.reader.knowSize(l.digest, l.size);
+    const warm = [deps.reader.prefetch(l.digest, 0, 64 * 1024, l.size), deps.reader.prefetch(l.digest, Math.max(0, l.size - 64), 64, l.size)];
+    for (let at = 0; at < z.size; at += PART_BYTES) warm.push(deps.reader.prefetch(z.digest, at, Math.min(PART_BYTES, z.size - at), z.size));
+    for (const w of warm) w.catch(() => {}); // a failure shows again, and is reported, when the layer is opened
+  }
 }

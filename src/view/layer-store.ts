@@ -49,9 +49,10 @@ function decodeRef(b64: string): ImageReference | undefined {
  * and that must not index the layer; until a look inside loads it, its root shows the
  * placeholder attributes (overlayfs takes the merged root's from podman's upper dir).
  */
-function lazyAlias(tree: FsNode): FsNode {
+function lazyAlias(tree: FsNode, onFirstLook: () => void): FsNode {
   const alias = makeDir(tree.ino, { mode: tree.mode, uid: tree.uid, gid: tree.gid, mtimeMs: tree.mtimeMs });
   alias.load = async () => {
+    onFirstLook();
     await loadNode(tree);
     Object.assign(alias, { mode: tree.mode, uid: tree.uid, gid: tree.gid, mtimeMs: tree.mtimeMs, nlink: tree.nlink, children: tree.children, xattrs: tree.xattrs });
   };
@@ -76,6 +77,8 @@ export class LayerStore {
   private readonly uses = new Map<string, Map<Digest, number>>();
   /** The formats image assembly opens layers with (view/image-assembly.ts: openLayer's default). */
   private readonly formats = builtinFormats();
+  /** Images whose layers were all asked to open (openAll). */
+  private readonly opened = new WeakSet<StoredImage>();
 
   constructor(private readonly deps: LayerStoreDeps) {
     this.root = makeDir(1, { mode: 0o555 });
@@ -162,7 +165,7 @@ export class LayerStore {
     if (found.by === 'layer' && !diffId) return undefined;
     const t = { mtimeMs: blob.mtimeMs, mode: 0o555 };
     const dir = makeDir(this.deps.inodes.allocate(), t);
-    dir.children!.set('diff', lazyAlias(diff));
+    dir.children!.set('diff', lazyAlias(diff, () => this.openAll(s)));
     dir.children!.set('info', makeFile(this.deps.inodes.allocate(), bytesContent(layerInfo(desc, diffId, found.by)), { mtimeMs: blob.mtimeMs }));
     dir.children!.set('blob', blob);
     dir.nlink = 3;
@@ -170,6 +173,18 @@ export class LayerStore {
       if (name === 'use') this.count(s, desc.digest, +1);
     };
     return dir;
+  }
+
+  /**
+   * overlayfs looks a name up in every lower dir, one after the other, and each gzip layer's first
+   * look waits for its zTOC (or its pass): the first look into any layer of an image opens all of
+   * its layers at once, so those fetches overlap instead of queueing behind each other (#18).
+   * Failures show, and are logged, when that layer itself is looked into.
+   */
+  private openAll(s: StoredImage): void {
+    if (this.opened.has(s)) return;
+    this.opened.add(s);
+    for (const l of s.layers) l.entries().catch(() => {});
   }
 
   private count(s: StoredImage, key: string, delta: 1 | -1): void {

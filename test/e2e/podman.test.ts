@@ -22,7 +22,11 @@ let serveErr = '';
 let podman: Podman;
 const store = (): string => join(dir.path, 'store');
 const layerStore = (): string => join(dir.path, 'layers');
-const images = new Map<LayerFormat, RunnableImage>();
+/** The three formats, and the gzip image again with a SOCI index attached (\`regfs index push --v1\`, #14/#18). */
+type Case = LayerFormat | 'gzip+soci';
+const images = new Map<Case, RunnableImage>();
+/** zTOC blobs of the gzip+soci image's SOCI index: fetched bytes of them count too. */
+let ztocs: { digest: string; size: number }[] = [];
 const osRelease = (): Promise<string> => readFile('/etc/os-release', 'utf8');
 
 before(async () => {
@@ -35,6 +39,17 @@ before(async () => {
   for (const format of ['tar', 'gzip', 'estargz'] as const) {
     images.set(format, await pushStagedImage(reg.url, proxy.host, 'podman/app', stages, format, dir.path, convert));
   }
+  // Same trees plus one marker file, so its layer digests differ from the plain gzip image's and
+  // nothing of it is in serve's chunk cache when its test starts.
+  const sociStages = await stageLayers(join(dir.path, 'soci'));
+  for (const s of sociStages) await writeFile(join(s, '.soci-marker'), 'gzip+soci\n');
+  const sociImg = await pushStagedImage(reg.url, proxy.host, 'podman/soci', sociStages, 'gzip', join(dir.path, 'soci'));
+  images.set('gzip+soci', sociImg);
+  const { stdout: sociIndex } = await run('node', [CLI, 'index', 'push', `${reg.host}/podman/soci:gzip`, '--v1', '--cache-dir', join(dir.path, 'cache-index'), '--log-level', 'warn']);
+  const indexManifest = JSON.parse(await (await fetch(`${reg.url}/v2/podman/soci/manifests/${sociIndex.trim()}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })).text()) as { layers: { digest: string; size: number; annotations: Record<string, string> }[] };
+  ztocs = indexManifest.layers.map((l) => ({ digest: l.digest, size: l.size }));
+  // The app layer (~70 MB of binaries) gets a zTOC; the small base and top layers stay below SOCI's 10 MiB minimum.
+  assert.deepEqual(indexManifest.layers.map((l) => l.annotations['com.amazon.soci.image-layer-digest']), [sociImg.layers[1]!.digest]);
   const cfg = join(dir.path, 'serve.json');
   await writeFile(cfg, JSON.stringify({ store: store(), layerStore: layerStore(), cacheDir: join(dir.path, 'cache'), logLevel: 'info' }));
   const child = spawn('node', [CLI, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -72,7 +87,7 @@ async function ctlLs(): Promise<{ ref: string; layersInUse: { layer: string; use
   return JSON.parse(stdout) as { ref: string; layersInUse: { layer: string; uses: number }[] }[];
 }
 
-for (const format of ['tar', 'estargz', 'gzip'] as const) {
+for (const format of ['tar', 'estargz', 'gzip', 'gzip+soci'] as const) {
   test(`podman 4.3 (${format} image): pull moves 0 layer-blob bytes, run prints /etc/os-release, the whiteout holds, writes land in podman's upper dir`, async (t) => {
     const img = images.get(format)!;
     const start = proxy.requests.length;
@@ -88,7 +103,8 @@ for (const format of ['tar', 'estargz', 'gzip'] as const) {
     assert.equal(cat.stdout, await osRelease());
     const ls = await podman.run(['run', '--rm', img.ref, 'ls', '/etc']);
     assert.deepEqual(ls.stdout.trim().split('\n').sort(), ['group', 'hostname', 'hosts', 'motd', 'mtab', 'os-release', 'passwd'], 'to-delete is whited out by the top layer');
-    const fetched = layerBytesSince(img, start);
+    // zTOC bytes count as fetched too (the gzip+soci image's price for lazy reads).
+    const fetched = layerBytesSince(img, start) + blobBytes(proxy.requests.slice(start), format === 'gzip+soci' ? ztocs : []);
     t.diagnostic(`${format}: pull + 2 runs fetched ${fetched} of ${img.bytes} layer bytes (${((100 * fetched) / img.bytes).toFixed(1)}%)`);
     if (format === 'gzip') {
       // A gzip layer is indexed by one pass over it on first use (README "Layer formats"):
@@ -98,8 +114,13 @@ for (const format of ['tar', 'estargz', 'gzip'] as const) {
     } else {
       assert.ok(fetched < 0.2 * img.bytes, `${format}: ${fetched} bytes is < 20% of the image's ${img.bytes}`);
     }
+    if (format === 'gzip+soci') {
+      // The layer store found the SOCI index through the referrers tag and served the app layer from its zTOC.
+      const served = serveErr.split('\n').filter((l) => l.includes('"layer served"')).map((l) => JSON.parse(l) as { layer: string; how: string });
+      assert.deepEqual(served.filter((l) => l.layer === img.layers[1]!.digest).map((l) => l.how), ['soci']);
+    }
 
-    const name = `w-${format}`;
+    const name = `w-${format.replace('+', '-')}`;
     await podman.run(['run', '--name', name, img.ref, 'sh', '-c', 'echo written > /etc/new-file && echo appended >> /etc/os-release && cat /etc/new-file']);
     const { stdout: upper } = await podman.run(['inspect', name, '--format', '{{.GraphDriver.Data.UpperDir}}']);
     const upperDir = upper.trim();

@@ -162,7 +162,7 @@ test('mirrors: a dead one and a 404 one fall back to the origin; once the mirror
   assert.ok((await readFile(join(s.store, proxy.host, 'serve/b/v1/rootfs/b.bin'))).equals(patternBytes(1 << 20, 3)));
   assert.ok(mirror.requests.some((r) => r.path.includes('/serve/b/')), 'the recovered mirror served');
   // Nothing of serve/b reaches the origin once the mirror is back: SOCI discovery behind mirrors
-  // asks only the referrers tag, through the mirrors, and a mirror's 404 there is final.
+  // goes through the mirrors (referrers API, then tag), and a mirror's 404 there is final.
   assert.deepEqual(proxy.requests.slice(originBefore).map((r) => `${r.method} ${r.path}`).filter((p) => p.includes('/serve/b/')), [], 'the origin was not needed');
   assert.deepEqual(await s.stop(), [0, null]);
 });

@@ -12,6 +12,8 @@ import { buildZtoc } from '../../src/image/soci/build.js';
 import { decodeGzipZinfo, encodeGzipZinfo, spanRange } from '../../src/image/soci/zinfo.js';
 import { decodeZtoc, encodeZtoc } from '../../src/image/soci/ztoc-codec.js';
 import { buildSociIndex, ANN_IMAGE_MANIFEST_DIGEST, ANN_INDEX_DIGEST } from '../../src/registry/soci-index.js';
+import { hostPlatform, parseReference, resolveImage } from '../../src/registry/index.js';
+import { makeRegistry } from '../helpers/client.js';
 import { type FaultProxy, startFaultProxy } from '../helpers/fault-proxy.js';
 import { type BuiltImage, describeLayout, pushBlob, pushManifest } from '../helpers/images.js';
 import { CLI, forceUnmount, makeMountpoint, startMount } from '../helpers/mount.js';
@@ -240,6 +242,22 @@ test('a registry with the referrers API is asked first: GET /v2/<name>/referrers
   const asked = proxy.requests.slice(from).filter((r) => r.path.includes('/referrers/')).map((r) => r.path);
   assert.deepEqual(asked, [`/v2/${REPO}/referrers/${manifestDigest()}?artifactType=${encodeURIComponent('application/vnd.amazon.soci.index.v1+json')}`]);
   assert.equal(proxy.requests.slice(from).filter((r) => r.path.includes('/manifests/sha256-')).length, 0, 'the tag is not asked when the API answers');
+});
+
+test('a registry without the referrers API (404) is remembered: the second discovery on the same client asks only the referrers tag (1 API request for 2 resolutions)', async () => {
+  const { registry } = makeRegistry();
+  const ref = parseReference(`${proxy.host}/${REPO}:orig`);
+  const from = proxy.requests.length;
+  const found: (string | undefined)[] = [];
+  try {
+    for (let i = 0; i < 2; i++) found.push((await resolveImage(registry.client, ref, hostPlatform(), undefined, { index: 'auto' })).soci?.found);
+  } finally {
+    await registry.close();
+  }
+  assert.deepEqual(found, ['referrers-tag', 'referrers-tag']);
+  const seen = proxy.requests.slice(from).map((r) => r.path);
+  assert.equal(seen.filter((p) => p.includes('/referrers/')).length, 1, 'the API was asked once');
+  assert.equal(seen.filter((p) => p.includes('/manifests/sha256-')).length, 2, 'the tag each time');
 });
 
 /** The zTOC of the big layer as pushed by the v2 test. */

@@ -152,10 +152,12 @@ export function layoutFromZtoc(z: Ztoc, layer: { digest: string; size: number; f
 
   // As SOCI's reader does (ztoc_marshaler.go): entries in stream order, no member overlapping
   // the previous one; and here also nothing past the end of the stream.
-  const sorted = z.entries.map((e, i) => ({ e, i })).sort((a, b) => a.e.offset - b.e.offset || a.i - b.i);
+  // Writers list entries in stream order already: sort (stable, ties keep their order) only when not.
+  const inOrder = z.entries.every((e, i) => i === 0 || e.offset >= z.entries[i - 1]!.offset);
+  const sorted = inOrder ? z.entries : [...z.entries].sort((a, b) => a.offset - b.offset);
   let next = 0;
   const entries: TarEntry[] = [];
-  for (const { e } of sorted) {
+  for (const e of sorted) {
     if (e.offset < next + BLOCK || e.size < 0 || e.offset + e.size > usize) fail(`TOC entry ${JSON.stringify(displayName(e.name).slice(0, 200))} at ${e.offset}+${e.size} does not fit the tar stream`);
     next = e.offset + padded(e.size);
     entries.push(fromZtocEntry(e));

@@ -10,7 +10,8 @@ import { type TarEntry, normalisePath } from '../tar-entry.js';
 import { BLOCK, parseHeader } from '../tar-header.js';
 import { type ZtocLayout, layoutFromZtoc } from './convert.js';
 import { ZtocError } from './errors.js';
-import { SociSpanReader } from './span-reader.js';
+import { readInParts } from './read-in-parts.js';
+import { HEAD_BLOCK, SociSpanReader } from './span-reader.js';
 import { decodeZtoc } from './ztoc-codec.js';
 import { ANN_LAYER_DIGEST } from './ztoc.js';
 
@@ -40,6 +41,8 @@ export function sociFormat(ztocs: ReadonlyMap<string, ZtocRef>): LayerFormat {
     async open(desc, deps) {
       const ztoc = ztocs.get(desc.digest)!;
       const format = layerCompression(desc.mediaType) as 'gzip' | 'tar';
+      // The first tar header is checked against the TOC once the zTOC is in: its block is asked for now, beside the zTOC.
+      void deps.blobs.readAt(desc.digest, 0, Buffer.allocUnsafe(Math.min(HEAD_BLOCK, desc.size))).catch(() => 0);
       try {
         const layout = await loadLayout(desc, format, ztoc, deps);
         const reader = new SociSpanReader(desc.digest, layout, (o, into, s) => deps.blobs.readAt(desc.digest, o, into, s), deps.spans);
@@ -91,7 +94,7 @@ async function loadLayout(desc: LayerDescriptor, format: 'gzip' | 'tar', ztoc: Z
   if (claimed !== undefined && claimed !== desc.digest) throw new ZtocError(`the SOCI index gives it for layer ${claimed}`, desc.digest);
   if (ztoc.size <= 0 || ztoc.size > MAX_ZTOC_BYTES) throw new ZtocError(`zTOC blob of ${ztoc.size} bytes`, desc.digest);
   const blob = Buffer.allocUnsafe(ztoc.size);
-  const n = await deps.blobs.readAt(ztoc.digest, 0, blob);
+  const n = await readInParts((o, into, s) => deps.blobs.readAt(ztoc.digest, o, into, s), 0, blob);
   if (n !== ztoc.size) throw new ZtocError(`zTOC blob ${ztoc.digest} is ${n} bytes, the index says ${ztoc.size}`, desc.digest);
   const got = sha256Digest(blob);
   if (got !== ztoc.digest) throw new ZtocError(`zTOC blob has digest ${got}, the index says ${ztoc.digest}`, desc.digest);

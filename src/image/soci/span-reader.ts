@@ -7,6 +7,10 @@ import type { ZtocLayout } from './convert.js';
 import { ZtocError } from './errors.js';
 import { spanRange } from './zinfo.js';
 import { copyFromPieces, spanIndexAt } from '../checkpointed-read.js';
+import { readInParts } from './read-in-parts.js';
+
+/** What is fetched ahead of a SOCI layer's first bytes (view/image-assembly.ts, soci-layer.ts). */
+export const HEAD_BLOCK = 64 * 1024;
 
 /**
  * Reads of a layer's uncompressed stream through a zTOC: each span's compressed bytes are
@@ -41,14 +45,22 @@ export class SociSpanReader {
     return copyFromPieces(spans, parts.map((p) => p.start), offset, end, into);
   }
 
-  /** The first `length` bytes of the stream (for checking the TOC against the layer's first header). */
+  /**
+   * The first `length` bytes of the stream (for checking the TOC against the layer's first
+   * header). Input is read up to the 64 KiB mark of the blob first, the block image assembly
+   * fetches ahead: the first member's header is almost always in it, and a read past it would
+   * cost a round trip of its own. Only when that does not inflate far enough is more read.
+   */
   async head(length: number, signal?: AbortSignal): Promise<Buffer> {
     const cp = this.layout.checkpoints[0]!;
     const range = spanRange(this.layout.checkpoints, 0, this.layout.compressedSize);
-    const input = Buffer.allocUnsafe(Math.min(range.end - range.start, 64 * 1024));
-    const n = await this.readBlob(range.start, input, signal);
-    if (this.layout.format === 'tar') return input.subarray(0, Math.min(n, length));
-    return inflateFrom(cp, input.subarray(0, n), Math.min(length, this.outEnd(0)), this.digest, 0, true);
+    const want = Math.min(length, this.outEnd(0));
+    for (let reach = HEAD_BLOCK; ; reach += HEAD_BLOCK) {
+      const input = Buffer.allocUnsafe(Math.max(0, Math.min(range.end, reach) - range.start));
+      const n = await this.readBlob(range.start, input, signal);
+      const out = this.layout.format === 'tar' ? input.subarray(0, Math.min(n, length)) : inflateFrom(cp, input.subarray(0, n), want, this.digest, 0, true);
+      if (out.length >= want || n < input.length || range.start + n >= range.end || reach >= range.start + 4 * HEAD_BLOCK) return out;
+    }
   }
 
   private outStart(i: number): number {
@@ -79,7 +91,7 @@ export class SociSpanReader {
   private async load(i: number, signal?: AbortSignal): Promise<Buffer> {
     const { start, end } = spanRange(this.layout.checkpoints, i, this.layout.compressedSize);
     const input = Buffer.allocUnsafe(end - start);
-    const n = await this.readBlob(start, input, signal);
+    const n = await readInParts(this.readBlob, start, input, signal);
     if (n !== input.length) throw new ZtocError(`span ${i} ends at ${start + n}, before ${end}`, this.digest);
     const want = this.layout.spanDigests[i];
     if (want !== undefined) {

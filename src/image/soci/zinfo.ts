@@ -1,7 +1,7 @@
 import { Builder } from 'flatbuffers';
 import type { Checkpoint } from '../gzip-index.js';
 import { ZtocError } from './errors.js';
-import { FbTable } from './fb-table.js';
+import { FbTable, guard } from './fb-table.js';
 
 /**
  * The gzip "zinfo" blob carried in a zTOC's `checkpoints` (soci-snapshotter
@@ -75,9 +75,10 @@ export function encodeTarZinfo(spanSize: number, size: number): Buffer {
 }
 
 export function decodeTarZinfo(blob: Buffer): { spanSize: number; size: number } {
-  const t = FbTable.root(blob);
-  const spanSize = t.int64(1);
-  const size = t.int64(2);
+  const { spanSize, size } = guard(() => {
+    const t = FbTable.root(blob);
+    return { spanSize: t.int64(1), size: t.int64(2) };
+  });
   if (spanSize <= 0 || size < 0) throw new ZtocError(`tar zinfo has span size ${spanSize} and size ${size}`);
   return { spanSize, size };
 }

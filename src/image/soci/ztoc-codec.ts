@@ -1,7 +1,7 @@
 import { Builder } from 'flatbuffers';
-import { byteName, nameBytes } from '../../lib/byte-name.js';
+import { nameBytes } from '../../lib/byte-name.js';
 import { ZtocError } from './errors.js';
-import { FbTable } from './fb-table.js';
+import { FbTable, guard } from './fb-table.js';
 import { type Ztoc, type ZtocEntry, type ZtocEntryType, ZTOC_ENTRY_TYPES } from './ztoc.js';
 
 // Field indexes (vtable slots) of ztoc/fbs/ztoc.fbs, in declaration order.
@@ -99,6 +99,10 @@ const MAX_ENTRIES = 4_000_000;
 
 /** Flatbuffers bytes → Ztoc. Anything malformed is a ZtocError (never a crash). */
 export function decodeZtoc(data: Buffer): Ztoc {
+  return guard(() => decodeUnguarded(data));
+}
+
+function decodeUnguarded(data: Buffer): Ztoc {
   const root = FbTable.root(data);
   const toc = root.table(Z.toc);
   const ci = root.table(Z.compression);
@@ -126,27 +130,34 @@ export function decodeZtoc(data: Buffer): Ztoc {
   };
 }
 
+const NO_PAX: ReadonlyMap<string, Buffer> = new Map();
+
 function decodeEntry(t: FbTable, i: number): ZtocEntry {
-  const str = (f: number): string => byteName(t.bytes(f) ?? Buffer.alloc(0));
-  const type = str(FM.type);
+  const type = t.latin1(FM.type);
   if (!ZTOC_ENTRY_TYPES.includes(type as ZtocEntryType)) throw new ZtocError(`TOC entry ${i} has unknown type ${JSON.stringify(type)}`);
-  const pax = new Map<string, Buffer>();
-  for (let k = 0; k < t.vectorLength(FM.xattrs); k++) {
-    const x = t.tableAt(FM.xattrs, k);
-    pax.set(byteName(x.bytes(XA.key) ?? Buffer.alloc(0)), Buffer.from(x.bytes(XA.value) ?? Buffer.alloc(0)));
+  const nx = t.vectorLength(FM.xattrs);
+  // Most files carry no PAX records: one shared empty map instead of thousands (GC time at open, #14).
+  let pax = NO_PAX;
+  if (nx) {
+    const m = new Map<string, Buffer>();
+    for (let k = 0; k < nx; k++) {
+      const x = t.tableAt(FM.xattrs, k);
+      m.set(x.latin1(XA.key), Buffer.from(x.bytes(XA.value) ?? Buffer.alloc(0)));
+    }
+    pax = m;
   }
   return {
-    name: str(FM.name),
+    name: t.latin1(FM.name),
     type: type as ZtocEntryType,
     offset: t.int64(FM.offset),
     size: t.int64(FM.size),
-    linkname: str(FM.linkname),
+    linkname: t.latin1(FM.linkname),
     mode: t.int64(FM.mode),
     uid: t.uint32(FM.uid),
     gid: t.uint32(FM.gid),
-    uname: str(FM.uname),
-    gname: str(FM.gname),
-    modTime: str(FM.modTime),
+    uname: t.latin1(FM.uname),
+    gname: t.latin1(FM.gname),
+    modTime: t.latin1(FM.modTime),
     devmajor: t.int64(FM.devmajor),
     devminor: t.int64(FM.devminor),
     pax,

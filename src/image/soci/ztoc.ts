@@ -34,7 +34,7 @@ export interface ZtocEntry {
   devmajor: number;
   devminor: number;
   /** The member's raw PAX records (the field is named `xattrs` in the schema); xattrs are the `SCHILY.xattr.` ones. */
-  pax: Map<ByteName, Buffer>;
+  pax: ReadonlyMap<ByteName, Buffer>;
 }
 
 export type ZtocEntryType = 'reg' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
