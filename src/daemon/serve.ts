@@ -72,6 +72,11 @@ export async function runServe(cfg: RegfsConfig, hooks: ServeHooks): Promise<Sto
         }
         return bytes;
       };
+      if (cfg.layerStore && cfg.keepMounts) {
+        // The layer store needs create/rmdir (use/release notes) and per-process use counts, which
+        // the kept session does not carry over (docs/takeover.md): say so once, at every start.
+        logger.warn({ layerStore: cfg.layerStore }, 'keepMounts keeps the store mount only: the layer store is mounted afresh at each start, so containers started from it lose their lower layers at a restart');
+      }
       const layerStore = cfg.layerStore
         ? (await scope.use('layer store', () => mountLayerStore(cfg.layerStore!, { images, inodes, logger, metrics, readDeadlineMs: cfg.retryBudget + 5_000, allowOther: cfg.allowOther }), (l) => l.close())).store
         : undefined;
