@@ -1,4 +1,4 @@
-import type { BlobReader } from '../lib/blob-reader.js';
+import type { PrefetchingBlobReader } from '../lib/blob-reader.js';
 import type { Digest } from '../lib/digest.js';
 import type { Logger } from '../lib/logger.js';
 import { builtinFormats } from './formats/builtin.js';
@@ -20,7 +20,8 @@ export interface IndexStore {
 }
 
 export interface LayerDeps {
-  blobs: BlobReader;
+  /** With `prefetch`, a local pass keeps several ranges in flight ahead of itself. */
+  blobs: PrefetchingBlobReader;
   indexes: IndexStore;
   spans: SpanCache;
   log: Logger;

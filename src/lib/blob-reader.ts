@@ -15,6 +15,12 @@ export interface BlobReader {
   readAt(digest: Digest, offset: number, into: Uint8Array, signal?: AbortSignal): Promise<number>;
 }
 
+/** A blob reader that can also fetch ahead into its cache (the chunk reader). */
+export interface PrefetchingBlobReader extends BlobReader {
+  /** `near`: a reader is right behind, so these requests go before other read-ahead. */
+  prefetch?(digest: Digest, offset: number, length: number, size: number, near?: boolean): Promise<void>;
+}
+
 /** Lower seam used by the chunk reader: one HTTP range of one blob into the caller's buffer. */
 export interface RangeFetcher extends BlobReader {
   /** Stable identity of where bytes come from, e.g. `host/repo`; never includes credentials. */

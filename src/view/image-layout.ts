@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { BlobReader } from '../lib/blob-reader.js';
+import type { PrefetchingBlobReader } from '../lib/blob-reader.js';
 import type { Digest } from '../lib/digest.js';
 import type { ImageTrees } from '../image/image-trees.js';
 import type { ImageNode } from '../image/tree.js';
@@ -17,10 +17,7 @@ export interface ImageDescription {
   createdMs: number;
 }
 
-/** A blob reader that can also fetch ahead (the chunk reader). */
-export interface PrefetchingBlobReader extends BlobReader {
-  prefetch?(digest: Digest, offset: number, length: number, size: number, near?: boolean): Promise<void>;
-}
+export type { PrefetchingBlobReader } from '../lib/blob-reader.js';
 
 export function blobContent(reader: PrefetchingBlobReader, digest: Digest, size: number): FileContent {
   const content: FileContent = {
