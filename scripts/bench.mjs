@@ -444,10 +444,15 @@ for (const profile of PROFILES) {
       await rm(dest, { recursive: true, force: true });
       await rm(`${dest}-bundle`, { recursive: true, force: true });
       for (const [ref, name] of [[`${ep.registry}/bench/esgz:v1`, 'esgz'], [`${ep.registry}/bench/zc:v1`, 'zc'], [gzRef, 'gz'], [`${ep.registry}/bench/gz:soci`, 'soci']]) {
+        // Timed as a user runs it (no --metrics: its endpoint loads prom-client, ~35 ms); the
+        // bytes from a second fresh mount with metrics, as scenario 7 does.
         await dropCaches();
-        await withMount(ref, async ({ mnt, metrics, t0 }) => {
+        await withMount(ref, async ({ mnt, t0 }) => {
           await sh(`cat ${q(join(mnt, 'rootfs/usr/bin/bash'))} ${q(join(mnt, 'rootfs/etc/os-release'))} > /dev/null`);
           put(`first ${name}`, (performance.now() - t0) / 1000);
+        }, { metrics: false });
+        await withMount(ref, async ({ mnt, metrics }) => {
+          await sh(`cat ${q(join(mnt, 'rootfs/usr/bin/bash'))} ${q(join(mnt, 'rootfs/etc/os-release'))} > /dev/null`);
           put(`first ${name} MB`, (await fetched(metrics)) / MB);
         });
       }
