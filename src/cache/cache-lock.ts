@@ -1,19 +1,11 @@
 import { open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RegfsError } from '../lib/errors.js';
+import { pidAlive } from '../lib/pid-alive.js';
 
 export class CacheLockedError extends RegfsError {
   constructor(dir: string, pid: number) {
     super('ERR_CACHE_LOCKED', `cache dir ${dir} is in use by regfs pid ${pid}; stop it, use another --cache-dir, or serve many images from one 'regfs serve'`);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -42,7 +34,7 @@ export async function lockCacheDir(dir: string): Promise<() => Promise<void>> {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (pid && pid !== process.pid && alive(pid)) throw new CacheLockedError(dir, pid);
+      if (pid && pid !== process.pid && pidAlive(pid)) throw new CacheLockedError(dir, pid);
       await unlink(path).catch(() => {});
     }
   }

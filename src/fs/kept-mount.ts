@@ -4,6 +4,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RegfsError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
+import { pidAlive } from '../lib/pid-alive.js';
 import { fdNameFor, type FdKeeper } from './fd-keeper.js';
 import type { ReadOnlyFilesystem } from './filesystem.js';
 import type { FuseMount } from './fuse-adapter.js';
@@ -28,15 +29,6 @@ export interface KeptMount extends FuseMount {
   handOver(): Promise<void>;
 }
 
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
-
 /** True when a FUSE mount of regfs sits at `mountpoint` (from mountinfo: never touches the mount). */
 export async function regfsMountAt(mountpoint: string): Promise<boolean> {
   const lines = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n');
@@ -59,11 +51,11 @@ function stateFiles(stateDir: string, mountpoint: string): { name: string; nodeL
  */
 export async function retirePredecessor(stateDir: string, mountpoint: string, logger: Logger, timeoutMs = 30_000): Promise<void> {
   const previous = Number(await readFile(stateFiles(stateDir, mountpoint).pidFile, 'utf8').catch(() => '0'));
-  if (!(previous > 0 && previous !== process.pid && isAlive(previous))) return;
+  if (!(previous > 0 && previous !== process.pid && pidAlive(previous))) return;
   logger.info({ mountpoint, previous }, 'asking the running regfs to hand its mount over');
   process.kill(previous, 'SIGUSR2');
   const until = Date.now() + timeoutMs;
-  while (isAlive(previous)) {
+  while (pidAlive(previous)) {
     if (Date.now() > until) throw new RegfsError('ERR_TAKEOVER', `regfs pid ${previous} serving ${mountpoint} did not hand over within ${timeoutMs / 1000} s (SIGUSR2); stop it first`);
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -92,10 +84,10 @@ export async function openKeptMount(fs: ReadOnlyFilesystem, mountpoint: string, 
     // A previous process still serving is asked to hand over (SIGUSR2: stop taking requests,
     // finish what it has, exit without unmounting). Resend only once it is gone, or requests it
     // read in its last moments stay unanswered.
-    const handover = previous > 0 && previous !== process.pid && isAlive(previous);
+    const handover = previous > 0 && previous !== process.pid && pidAlive(previous);
     if (handover) process.kill(previous, 'SIGUSR2');
     void (async () => {
-      while (handover && isAlive(previous)) await new Promise((r) => setTimeout(r, 10));
+      while (handover && pidAlive(previous)) await new Promise((r) => setTimeout(r, 10));
       const ok = session!.resend();
       log.info({ mountpoint, previous, handover, resend: ok }, 'took over the live FUSE session');
     })();

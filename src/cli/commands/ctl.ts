@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import type { CommandModule } from 'yargs';
 import { RegfsError } from '../../lib/errors.js';
+import { pidAlive } from '../../lib/pid-alive.js';
 import { configFromArgv, withConfigOptions } from '../options.js';
 
 class ControlError extends RegfsError {
@@ -55,15 +56,6 @@ export const ctlCommand: CommandModule<object, { action: string; ref?: string; c
 };
 
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
-
 /**
  * Restart = the service starts its successor, which takes the mount over; we wait until the old
  * process has gone and the new one answers on the control socket, so a script can go on at once.
@@ -72,12 +64,12 @@ async function restart(socket: string): Promise<void> {
   const { previous, next } = (await call(socket, 'POST', '/restart')) as { previous: number; next: number };
   const until = Date.now() + 60_000;
   for (;;) {
-    if (!alive(next)) {
+    if (!pidAlive(next)) {
       throw new ControlError(
-        alive(previous) ? `the new regfs (pid ${next}) exited before taking over; pid ${previous} still serves — see the service's log` : `the new regfs (pid ${next}) exited and pid ${previous} is gone too — see the service's log`,
+        pidAlive(previous) ? `the new regfs (pid ${next}) exited before taking over; pid ${previous} still serves — see the service's log` : `the new regfs (pid ${next}) exited and pid ${previous} is gone too — see the service's log`,
       );
     }
-    if (!alive(previous) && (await call(socket, 'GET', '/ls').then(() => true, () => false))) break;
+    if (!pidAlive(previous) && (await call(socket, 'GET', '/ls').then(() => true, () => false))) break;
     if (Date.now() > until) throw new ControlError(`pid ${previous} has not handed over to pid ${next} within 60 s — see the service's log`);
     await new Promise((r) => setTimeout(r, 50));
   }
