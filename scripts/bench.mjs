@@ -247,6 +247,16 @@ let seq = 0;
  * `metrics: false` leaves out --metrics (prom-client costs ~13 MB and its load time) where
  * memory or start-up time is what is measured.
  */
+/** A work dir for one `regfs serve` (scenarios 11, 12): its store, cache and config file. */
+async function serveConfig(name, settings) {
+  const dir = join(work.path, name);
+  const store = join(dir, 'store');
+  await mkdir(store, { recursive: true });
+  const cfg = join(dir, 'serve.json');
+  await writeFile(cfg, JSON.stringify({ store, cacheDir: join(dir, 'cache'), ...settings }));
+  return { dir, store, cfg };
+}
+
 async function withMount(ref, fn, { metrics: withMetrics = true, cache: keptCache } = {}) {
   const mnt = join(work.path, `mnt${seq}`);
   // `cache`: a cache dir the caller owns and keeps (scenario 9's access profile run).
@@ -531,11 +541,7 @@ for (const profile of PROFILES) {
   // daemon's other readers (#15: p99 < 20 ms). Loopback: the CPU, not the network, is measured.
   if (want(11) && !wan) {
     for (let i = 0; i < RUNS; i++) {
-      const dir = join(work.path, `pass${i}`);
-      const store = join(dir, 'store');
-      await mkdir(store, { recursive: true });
-      const cfg = join(dir, 'serve.json');
-      await writeFile(cfg, JSON.stringify({ store, cacheDir: join(dir, 'cache'), logLevel: 'warn' }));
+      const { dir, store, cfg } = await serveConfig(`pass${i}`, { logLevel: 'warn' });
       const child = spawn('node', [CLI, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'ignore'] });
       const exited = new Promise((r) => child.once('exit', r));
       let out = '';
@@ -572,11 +578,7 @@ for (const profile of PROFILES) {
   // the stall is the daemon's, not the network's. Readers: test/helpers/handover-readers.ts.
   if (want(12) && !wan) {
     for (let i = 0; i < RUNS; i++) {
-      const dir = join(work.path, `keep${i}`);
-      const store = join(dir, 'store');
-      await mkdir(store, { recursive: true });
-      const cfg = join(dir, 'serve.json');
-      await writeFile(cfg, JSON.stringify({ store, cacheDir: join(dir, 'cache'), logLevel: 'info', keepMounts: true }));
+      const { dir, store, cfg } = await serveConfig(`keep${i}`, { logLevel: 'info', keepMounts: true });
       const procs = [];
       const start = async () => {
         const child = spawn('node', [CLI, 'serve', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
